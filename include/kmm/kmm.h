@@ -1,0 +1,10 @@
+/*
+ * <kmm/kmm.h> - everything kmm exports, in one include.
+ */
+#ifndef KMM_KMM_H
+#define KMM_KMM_H
+
+#include <kmm/gfp.h>
+#include <kmm/mmzone.h>
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * internal.h - what every kmm source file shares: visibility, branch hints,
+ * the cache-line size used to keep per-CPU data apart, and the fatal-report
+ * helpers.
+ *
+ * Reports never use stdio or malloc: they format into a stack buffer and
+ * write(2) it to stderr, so they are safe inside malloc and after a heap
+ * corruption.
+ */
+#ifndef KMM_INTERNAL_H
+#define KMM_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KMM_API __attribute__((visibility("default")))
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * Per-CPU structures are aligned to this many bytes so that two CPUs never
+ * share a line. 128 covers the adjacent-line prefetcher of x86 and the
+ * 128-byte lines of some arm64 cores; topology.c knows the real size.
+ */
+#define KMM_CACHELINE 128
+#define ____cacheline_aligned __attribute__((aligned(KMM_CACHELINE)))
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/*
+ * kmm_report() formats a line (a subset of printf: %s %c %d %u %x %p %%,
+ * with the 'l' and 'z' length modifiers, the '#' flag and a field width)
+ * prefixed with "kmm: " and writes it to stderr.
+ */
+void kmm_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kmm_vreport(const char *fmt, va_list ap);
+
+/* The same formatting, no prefix, no newline, to any fd (at most 511 bytes). */
+void kmm_dprint(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kmm_write_all(int fd, const char *buf, size_t len);
+
+/* kmm_bug() reports a broken invariant or a bad call and aborts. */
+_Noreturn void kmm_bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic milliseconds, cheap (coarse clock, vDSO). */
+unsigned long kmm_now_ms(void);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * lock.h - the one lock kmm uses: a futex mutex (0 = free, 1 = held,
+ * 2 = held with possible sleepers) with a short spin before sleeping.
+ *
+ * kmm_lock_spin() takes the same lock without ever sleeping: GFP_ATOMIC and
+ * GFP_NOWAIT callers use it, as the kernel's atomic allocations spin on the
+ * zone lock. A lock is reset to free in the child after fork (see
+ * page_alloc.c's atfork handlers), so it must stay a plain word.
+ */
+#ifndef KMM_LOCK_H
+#define KMM_LOCK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "internal.h"
+
+struct kmm_lock {
+	atomic_int state;
+};
+
+#define KMM_LOCK_INIT { 0 }
+
+void kmm_lock_slow(struct kmm_lock *lock);
+void kmm_unlock_wake(struct kmm_lock *lock);
+
+static inline bool kmm_trylock(struct kmm_lock *lock)
+{
+	int expected = 0;
+
+	return atomic_compare_exchange_strong_explicit(&lock->state, &expected, 1,
+						       memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+static inline void kmm_lock(struct kmm_lock *lock)
+{
+	if (unlikely(!kmm_trylock(lock)))
+		kmm_lock_slow(lock);
+}
+
+static inline void kmm_lock_spin(struct kmm_lock *lock)
+{
+	while (!kmm_trylock(lock)) {
+		while (atomic_load_explicit(&lock->state, memory_order_relaxed))
+			cpu_relax();
+	}
+}
+
+static inline void kmm_unlock(struct kmm_lock *lock)
+{
+	if (unlikely(atomic_exchange_explicit(&lock->state, 0, memory_order_release) == 2))
+		kmm_unlock_wake(lock);
+}
+
+/* Only for the child after fork, where the holder no longer exists. */
+static inline void kmm_lock_reset(struct kmm_lock *lock)
+{
+	atomic_store_explicit(&lock->state, 0, memory_order_relaxed);
+}
+
+#endif

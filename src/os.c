@@ -1,0 +1,115 @@
+/*
+ * os.c - mmap, munmap and madvise for the rest of kmm (see os.h).
+ *
+ * Aligned mappings first try the address just past the previous aligned
+ * mapping, so that sections usually come out contiguous and aligned with a
+ * single mmap; otherwise they over-map by the alignment and trim both ends.
+ * The hint is a racy optimisation only: any answer from mmap is checked.
+ */
+#include "os.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+size_t os_page_size;
+unsigned int os_page_shift;
+
+static _Atomic uintptr_t next_aligned_hint;
+
+void os_init(void)
+{
+	long size = sysconf(_SC_PAGESIZE);
+
+	if (size <= 0 || (size & (size - 1)))
+		kmm_bug("unusable page size %ld", size);
+	os_page_size = (size_t)size;
+	os_page_shift = (unsigned int)__builtin_ctzl((unsigned long)size);
+}
+
+static void *map_at(void *hint, size_t size)
+{
+	void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void *os_map(size_t size)
+{
+	void *p = map_at(NULL, size);
+
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+static void *map_aligned_hinted(size_t size, size_t align)
+{
+	uintptr_t hint = atomic_load_explicit(&next_aligned_hint, memory_order_relaxed);
+	void *p;
+
+	if (!hint || (hint & (align - 1)))
+		return NULL;
+	p = map_at((void *)hint, size);
+	if (p && ((uintptr_t)p & (align - 1))) {
+		munmap(p, size);
+		return NULL;
+	}
+	return p;
+}
+
+static void *map_aligned_trimmed(size_t size, size_t align)
+{
+	size_t over = size + align;
+	uintptr_t start, end;
+	char *raw;
+
+	if (over < size)
+		return NULL;
+	raw = map_at(NULL, over);
+	if (!raw)
+		return NULL;
+	start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+	end = start + size;
+	if (start > (uintptr_t)raw)
+		munmap(raw, start - (uintptr_t)raw);
+	if ((uintptr_t)raw + over > end)
+		munmap((void *)end, (uintptr_t)raw + over - end);
+	return (void *)start;
+}
+
+void *os_map_aligned(size_t size, size_t align)
+{
+	void *p = map_aligned_hinted(size, align);
+
+	if (!p)
+		p = map_aligned_trimmed(size, align);
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	atomic_store_explicit(&next_aligned_hint, (uintptr_t)p + size, memory_order_relaxed);
+	return p;
+}
+
+void os_unmap(void *addr, size_t size)
+{
+	if (munmap(addr, size) != 0)
+		kmm_bug("munmap(%p, %zu) failed: errno %d", addr, size, errno);
+}
+
+void os_release(void *addr, size_t size)
+{
+	/*
+	 * MADV_DONTNEED, not MADV_FREE: the range must read back as zeros, so
+	 * that released blocks can be handed out for __GFP_ZERO without a
+	 * memset.
+	 */
+	if (madvise(addr, size, MADV_DONTNEED) != 0)
+		kmm_bug("madvise(%p, %zu, MADV_DONTNEED) failed: errno %d", addr, size, errno);
+}

@@ -1,0 +1,35 @@
+/*
+ * os.h - the only door to the kernel's memory system calls (mmap, munmap,
+ * madvise, mremap). Every mapping kmm makes goes through here, so this is
+ * where page size, address-space limits and, later, fault injection live.
+ */
+#ifndef KMM_OS_H
+#define KMM_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Set by os_init(); read-only afterwards. */
+extern size_t os_page_size;
+extern unsigned int os_page_shift;
+
+void os_init(void);
+
+/* Fresh zeroed read-write memory, or NULL with errno = ENOMEM. */
+void *os_map(size_t size);
+
+/*
+ * Like os_map(), but the result is aligned to align (a power of two, a
+ * multiple of the page size).
+ */
+void *os_map_aligned(size_t size, size_t align);
+
+void os_unmap(void *addr, size_t size);
+
+/*
+ * Gives the physical memory behind [addr, addr + size) back to the kernel.
+ * The range stays mapped and reads back as zeros.
+ */
+void os_release(void *addr, size_t size);
+
+#endif

@@ -1,0 +1,1033 @@
+/*
+ * page_alloc.c - the buddy page allocator: sections, page descriptors, the
+ * zone's free lists per order, per-CPU lists for low orders, and the return
+ * of free memory to the OS.
+ *
+ * Memory comes from the OS one section at a time: a max-order block aligned
+ * to its size. A two-level table indexed by address >> section_shift finds a
+ * section's descriptors, which answers virt_to_page() and "is this kmm's
+ * memory?" in O(1) for any address, without touching the address.
+ *
+ * Locking:
+ *   zone->lock       free lists, counters, growing and shrinking the zone,
+ *                    the section table (written only under it).
+ *   pcp->lock        one CPU's lists. Allocation and free only ever *try*
+ *                    it and fall back to the zone, so no one waits on it
+ *                    except drain and fork.
+ *   Lock order: pcp->lock (in CPU order) before zone->lock.
+ *   No system call runs under zone->lock except mmap when growing; releasing
+ *   memory isolates the blocks, drops the lock, madvises, then frees them back.
+ *
+ * A free block's zero state travels with it (PG_zeroed): fresh and released
+ * blocks are zero, so __GFP_ZERO skips the memset for them. Dirty blocks sit
+ * at the head of each free list (reused first, still warm in cache), zeroed
+ * ones at the tail.
+ */
+#include "page_alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include <kmm/mmzone.h>
+
+#include "internal.h"
+#include "lock.h"
+#include "os.h"
+#include "rseq.h"
+#include "topology.h"
+
+/* The per-CPU lists serve orders up to this one (the kernel's COSTLY order). */
+#define PCP_MAX_ORDER 3
+#define NR_PCP_ORDERS (PCP_MAX_ORDER + 1)
+#define PCP_BATCH_BYTES (128u << 10)
+
+#define SECTION_PAGES (1UL << MAX_PAGE_ORDER)
+
+/* Address bits user space can see, and the smallest section (4 KiB pages). */
+#if UINTPTR_MAX > 0xffffffffu
+#define VA_BITS 48
+#else
+#define VA_BITS 32
+#endif
+#define MIN_SECTION_SHIFT (12 + MAX_PAGE_ORDER)
+#define SECTION_INDEX_BITS (VA_BITS - MIN_SECTION_SHIFT)
+#define SECTION_LEAF_BITS (SECTION_INDEX_BITS < 13 ? SECTION_INDEX_BITS : 13)
+#define SECTION_ROOT_BITS (SECTION_INDEX_BITS - SECTION_LEAF_BITS)
+
+typedef _Atomic(struct mem_section *) section_slot;
+
+struct free_area {
+	struct list_head free_list;
+	unsigned long nr_free;
+};
+
+struct zone {
+	struct kmm_lock lock;
+	struct free_area free_area[NR_PAGE_ORDERS];
+	unsigned long free_pages;	/* in the free lists */
+	unsigned long dirty_pages;	/* in the free lists, not PG_zeroed */
+	unsigned long managed_pages;
+	unsigned long nr_sections;
+	unsigned long wmark_min;	/* reserve only __GFP_HIGH may use */
+	unsigned long dirty_high;	/* dirty pages kept without decay */
+	long decay_ms;
+	unsigned long over_high_since;	/* ms; 0 while dirty <= dirty_high */
+	bool need_refill;		/* a non-sleeping request found the reserve low */
+	struct list_head retired;	/* metadata of unmapped sections, for reuse */
+	unsigned long released_pages;
+	unsigned long unmapped_sections;
+};
+
+struct per_cpu_pages {
+	struct kmm_lock lock;
+	unsigned long count;	/* pages on all lists */
+	struct list_head lists[NR_PCP_ORDERS];
+} ____cacheline_aligned;
+
+static struct zone zone = { .lock = KMM_LOCK_INIT };
+static struct per_cpu_pages *pcp_array;
+static unsigned int nr_pcp;
+static unsigned long pcp_batch, pcp_high;	/* pages */
+
+static unsigned int section_shift;
+static size_t section_size;
+static size_t section_meta_size, section_meta_align;
+static _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
+
+static atomic_ulong zeroed_skipped, zeroed_cleared;
+static atomic_uint failure_warnings;
+
+static atomic_bool page_alloc_ready;
+static struct kmm_lock init_lock = KMM_LOCK_INIT;
+
+/* ---------------------------------------------------------------------------
+ * Sections and the section table
+ */
+
+static inline struct mem_section *page_section(const struct page *page)
+{
+	return (struct mem_section *)((uintptr_t)page & ~(uintptr_t)(section_meta_align - 1));
+}
+
+static inline unsigned long page_index(const struct page *page)
+{
+	return (unsigned long)(page - page_section(page)->pages);
+}
+
+static inline struct mem_section *section_lookup(uintptr_t addr)
+{
+	section_slot *leaf;
+	uintptr_t idx;
+
+#if UINTPTR_MAX > 0xffffffffu
+	if (addr >> VA_BITS)
+		return NULL;
+#endif
+	idx = addr >> section_shift;
+	leaf = atomic_load_explicit(&section_root[idx >> SECTION_LEAF_BITS], memory_order_acquire);
+	if (!leaf)
+		return NULL;
+	return atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
+				    memory_order_acquire);
+}
+
+/* Zone lock held. Returns false if the table leaf cannot be mapped. */
+static bool section_set(uintptr_t start, struct mem_section *ms)
+{
+	uintptr_t idx = start >> section_shift;
+	_Atomic(section_slot *) *root = &section_root[idx >> SECTION_LEAF_BITS];
+	section_slot *leaf = atomic_load_explicit(root, memory_order_relaxed);
+
+#if UINTPTR_MAX > 0xffffffffu
+	if (start >> VA_BITS)
+		return false;
+#endif
+	if (!leaf) {
+		leaf = os_map(sizeof(section_slot) << SECTION_LEAF_BITS);
+		if (!leaf)
+			return false;
+		atomic_store_explicit(root, leaf, memory_order_release);
+	}
+	atomic_store_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)], ms,
+			      memory_order_release);
+	return true;
+}
+
+/*
+ * Descriptors of unmapped sections are kept (released, never unmapped): a
+ * stale lookup racing with the unmap then reads zeros, not a hole.
+ */
+static struct mem_section *section_meta_get(struct zone *z)
+{
+	struct mem_section *ms;
+
+	if (!list_empty(&z->retired)) {
+		ms = list_first_entry(&z->retired, struct mem_section, list);
+		list_del(&ms->list);
+		return ms;
+	}
+	return os_map_aligned(section_meta_size, section_meta_align);
+}
+
+/* ---------------------------------------------------------------------------
+ * The buddy free lists (zone lock held)
+ */
+
+static void add_to_free_list(struct zone *z, struct page *page, unsigned int order,
+			     bool zeroed)
+{
+	struct free_area *area = &z->free_area[order];
+
+	page->order = order;
+	set_page_flags(page, PG_buddy | (zeroed ? PG_zeroed : 0));
+	if (zeroed) {
+		list_add_tail(&page->lru, &area->free_list);
+	} else {
+		list_add(&page->lru, &area->free_list);
+		z->dirty_pages += 1UL << order;
+	}
+	area->nr_free++;
+	z->free_pages += 1UL << order;
+}
+
+/* Takes a block off its free list; its flags keep only PG_zeroed. */
+static void del_from_free_list(struct zone *z, struct page *page, unsigned int order)
+{
+	unsigned long zeroed = page_flags(page) & PG_zeroed;
+
+	list_del(&page->lru);
+	if (!zeroed)
+		z->dirty_pages -= 1UL << order;
+	z->free_area[order].nr_free--;
+	z->free_pages -= 1UL << order;
+	set_page_flags(page, zeroed);
+}
+
+/* Splits a block of order high down to order low, freeing the upper halves. */
+static void expand(struct zone *z, struct page *page, unsigned int low,
+		   unsigned int high, bool zeroed)
+{
+	while (high > low) {
+		high--;
+		add_to_free_list(z, page + (1UL << high), high, zeroed);
+	}
+}
+
+static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
+{
+	for (unsigned int o = order; o <= MAX_PAGE_ORDER; o++) {
+		struct free_area *area = &z->free_area[o];
+		struct page *page;
+		bool zeroed;
+
+		if (list_empty(&area->free_list))
+			continue;
+		page = list_first_entry(&area->free_list, struct page, lru);
+		zeroed = page_flags(page) & PG_zeroed;
+		del_from_free_list(z, page, o);
+		expand(z, page, order, o, zeroed);
+		page->order = order;
+		return page;
+	}
+	return NULL;
+}
+
+/* Frees a block into the zone, merging with its buddy as long as it is free. */
+static void __free_one_page(struct zone *z, struct page *page, unsigned int order,
+			    bool zeroed)
+{
+	struct mem_section *ms = page_section(page);
+	unsigned long idx = page_index(page);
+
+	set_page_flags(page, 0);
+	while (order < MAX_PAGE_ORDER) {
+		unsigned long buddy_idx = idx ^ (1UL << order);
+		struct page *buddy = &ms->pages[buddy_idx];
+		unsigned long flags = page_flags(buddy);
+
+		if (!(flags & PG_buddy) || buddy->order != order)
+			break;
+		zeroed = zeroed && (flags & PG_zeroed);
+		del_from_free_list(z, buddy, order);
+		set_page_flags(buddy, 0);
+		idx &= buddy_idx;
+		order++;
+	}
+	add_to_free_list(z, &ms->pages[idx], order, zeroed);
+}
+
+static void zone_lock(struct zone *z, gfp_t gfp)
+{
+	if (gfp & __GFP_DIRECT_RECLAIM)
+		kmm_lock(&z->lock);
+	else
+		kmm_lock_spin(&z->lock);
+}
+
+static bool watermark_ok(const struct zone *z, unsigned int order, gfp_t gfp)
+{
+	unsigned long need = 1UL << order;
+
+	if (gfp & __GFP_HIGH)
+		return z->free_pages >= need;
+	return z->free_pages >= need + z->wmark_min;
+}
+
+/* Zone lock held. Maps one more section into the zone. */
+static int grow_zone(struct zone *z)
+{
+	struct mem_section *ms = section_meta_get(z);
+	void *mem;
+
+	if (!ms)
+		return -1;
+	mem = os_map_aligned(section_size, section_size);
+	if (!mem || !section_set((uintptr_t)mem, ms)) {
+		if (mem)
+			os_unmap(mem, section_size);
+		list_add(&ms->list, &z->retired);
+		errno = ENOMEM;
+		return -1;
+	}
+	ms->start = (uintptr_t)mem;
+	z->managed_pages += SECTION_PAGES;
+	z->nr_sections++;
+	add_to_free_list(z, &ms->pages[0], MAX_PAGE_ORDER, true);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Giving memory back to the OS
+ */
+
+/*
+ * Zone lock held. Takes off the free lists what a purge gives back: whole
+ * free sections beyond the reserve (to unmap; they leave the section table
+ * now, since nobody can own memory in them), then dirty blocks, largest
+ * first, until no more than target dirty pages remain.
+ */
+static void isolate_for_purge(struct zone *z, unsigned long target,
+			      struct list_head *release, struct list_head *unmap)
+{
+	struct free_area *top = &z->free_area[MAX_PAGE_ORDER];
+
+	while (!list_empty(&top->free_list) &&
+	       z->free_pages >= SECTION_PAGES + z->wmark_min) {
+		/* Dirty sections first (list head): unmapping frees their RSS too. */
+		struct page *page = list_first_entry(&top->free_list, struct page, lru);
+		struct mem_section *ms;
+
+		if (!(page_flags(page) & PG_zeroed) && z->dirty_pages <= target) {
+			page = list_last_entry(&top->free_list, struct page, lru);
+			if (!(page_flags(page) & PG_zeroed))
+				break;
+		}
+		ms = page_section(page);
+		del_from_free_list(z, page, MAX_PAGE_ORDER);
+		section_set(ms->start, NULL);
+		z->managed_pages -= SECTION_PAGES;
+		z->nr_sections--;
+		z->unmapped_sections++;
+		list_add(&page->lru, unmap);
+	}
+	for (int o = MAX_PAGE_ORDER; o >= 0 && z->dirty_pages > target; o--) {
+		struct free_area *area = &z->free_area[o];
+
+		while (z->dirty_pages > target && !list_empty(&area->free_list)) {
+			struct page *page = list_first_entry(&area->free_list, struct page, lru);
+
+			if (page_flags(page) & PG_zeroed)
+				break;
+			del_from_free_list(z, page, (unsigned int)o);
+			list_add(&page->lru, release);
+		}
+	}
+}
+
+static unsigned long zone_purge(struct zone *z, unsigned long target)
+{
+	struct list_head release, unmap;
+	unsigned long done = 0;
+
+	INIT_LIST_HEAD(&release);
+	INIT_LIST_HEAD(&unmap);
+	kmm_lock(&z->lock);
+	isolate_for_purge(z, target, &release, &unmap);
+	z->over_high_since = 0;
+	kmm_unlock(&z->lock);
+
+	for (struct list_head *e = release.next; e != &release; e = e->next) {
+		struct page *page = list_entry(e, struct page, lru);
+
+		os_release(kmm_page_address(page), os_page_size << page->order);
+		done += 1UL << page->order;
+	}
+	for (struct list_head *e = unmap.next; e != &unmap; e = e->next) {
+		struct mem_section *ms = page_section(list_entry(e, struct page, lru));
+
+		os_unmap((void *)ms->start, section_size);
+		ms->start = 0;
+		done += SECTION_PAGES;
+	}
+
+	kmm_lock(&z->lock);
+	while (!list_empty(&release)) {
+		struct page *page = list_first_entry(&release, struct page, lru);
+
+		list_del(&page->lru);
+		z->released_pages += 1UL << page->order;
+		__free_one_page(z, page, page->order, true);
+	}
+	kmm_unlock(&z->lock);
+
+	/* Descriptors are released outside the lock, then parked for reuse. */
+	while (!list_empty(&unmap)) {
+		struct page *page = list_first_entry(&unmap, struct page, lru);
+		struct mem_section *ms = page_section(page);
+
+		list_del(&page->lru);
+		os_release(ms, section_meta_size);
+		kmm_lock(&z->lock);
+		list_add(&ms->list, &z->retired);
+		kmm_unlock(&z->lock);
+	}
+	return done;
+}
+
+/*
+ * Zone lock held, after a free. The kernel's watermarks with jemalloc's
+ * decay: dirty pages above dirty_high are released once they have stayed
+ * above it for decay_ms.
+ */
+static bool zone_wants_purge(struct zone *z)
+{
+	unsigned long now;
+
+	if (z->dirty_pages <= z->dirty_high || z->decay_ms < 0) {
+		z->over_high_since = 0;
+		return false;
+	}
+	if (z->decay_ms == 0)
+		return true;
+	now = kmm_now_ms();
+	if (!z->over_high_since) {
+		z->over_high_since = now ? now : 1;
+		return false;
+	}
+	return now - z->over_high_since >= (unsigned long)z->decay_ms;
+}
+
+static void free_one_page(struct zone *z, struct page *page, unsigned int order)
+{
+	bool purge;
+
+	kmm_lock(&z->lock);
+	__free_one_page(z, page, order, false);
+	purge = zone_wants_purge(z);
+	kmm_unlock(&z->lock);
+	if (purge)
+		zone_purge(z, z->dirty_high / 2);
+}
+
+/* ---------------------------------------------------------------------------
+ * Per-CPU page lists
+ */
+
+static struct per_cpu_pages *this_cpu_pcp(void)
+{
+	return &pcp_array[kmm_current_cpu() % nr_pcp];
+}
+
+/* Zone lock held: returns pcp pages to the buddy lists, coldest first. */
+static void free_pcppages_bulk(struct zone *z, struct per_cpu_pages *pcp,
+			       unsigned long count)
+{
+	unsigned int order = 0;
+
+	while (count && pcp->count) {
+		struct list_head *list = &pcp->lists[order];
+
+		if (!list_empty(list)) {
+			struct page *page = list_last_entry(list, struct page, lru);
+			bool zeroed = page_flags(page) & PG_zeroed;
+
+			list_del(&page->lru);
+			pcp->count -= 1UL << order;
+			count -= count < (1UL << order) ? count : (1UL << order);
+			__free_one_page(z, page, order, zeroed);
+		}
+		order = (order + 1) % NR_PCP_ORDERS;
+	}
+}
+
+/* Zone lock held: moves up to count blocks of order to list. */
+static unsigned long rmqueue_bulk(struct zone *z, unsigned int order, unsigned long count,
+				  struct list_head *list, gfp_t gfp)
+{
+	unsigned long n = 0;
+
+	while (n < count && watermark_ok(z, order, gfp)) {
+		struct page *page = __rmqueue_smallest(z, order);
+
+		if (!page)
+			break;
+		set_page_flags(page, PG_pcp | (page_flags(page) & PG_zeroed));
+		list_add_tail(&page->lru, list);
+		n++;
+	}
+	return n;
+}
+
+/* The common case: no zone lock unless the list needs a refill. */
+static struct page *rmqueue_pcplist(gfp_t gfp, unsigned int order, bool *zeroed)
+{
+	struct per_cpu_pages *pcp = this_cpu_pcp();
+	struct list_head *list = &pcp->lists[order];
+	struct page *page;
+
+	if (!kmm_trylock(&pcp->lock))
+		return NULL;
+	if (list_empty(list)) {
+		unsigned long want = pcp_batch >> order;
+
+		zone_lock(&zone, gfp);
+		want = rmqueue_bulk(&zone, order, want ? want : 1, list, gfp);
+		kmm_unlock(&zone.lock);
+		pcp->count += want << order;
+		if (!want) {
+			kmm_unlock(&pcp->lock);
+			return NULL;
+		}
+	}
+	page = list_first_entry(list, struct page, lru);
+	list_del(&page->lru);
+	pcp->count -= 1UL << order;
+	*zeroed = page_flags(page) & PG_zeroed;
+	set_page_flags(page, 0);
+	kmm_unlock(&pcp->lock);
+	return page;
+}
+
+static void free_unref_page(struct page *page, unsigned int order)
+{
+	struct per_cpu_pages *pcp = this_cpu_pcp();
+	bool purge = false;
+
+	if (!kmm_trylock(&pcp->lock)) {
+		free_one_page(&zone, page, order);
+		return;
+	}
+	set_page_flags(page, PG_pcp);
+	list_add(&page->lru, &pcp->lists[order]);
+	pcp->count += 1UL << order;
+	if (pcp->count >= pcp_high) {
+		kmm_lock(&zone.lock);
+		free_pcppages_bulk(&zone, pcp, pcp_batch);
+		purge = zone_wants_purge(&zone);
+		kmm_unlock(&zone.lock);
+	}
+	kmm_unlock(&pcp->lock);
+	if (purge)
+		zone_purge(&zone, zone.dirty_high / 2);
+}
+
+KMM_API void kmm_drain_all_pages(void)
+{
+	bool purge;
+
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return;
+	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++) {
+		struct per_cpu_pages *pcp = &pcp_array[cpu];
+
+		kmm_lock(&pcp->lock);
+		kmm_lock(&zone.lock);
+		free_pcppages_bulk(&zone, pcp, pcp->count);
+		kmm_unlock(&zone.lock);
+		kmm_unlock(&pcp->lock);
+	}
+	kmm_lock(&zone.lock);
+	purge = zone_wants_purge(&zone);
+	kmm_unlock(&zone.lock);
+	if (purge)
+		zone_purge(&zone, zone.dirty_high / 2);
+}
+
+/* ---------------------------------------------------------------------------
+ * Start-up and fork
+ */
+
+static void atfork_prepare(void)
+{
+	kmm_lock(&init_lock);
+	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
+		kmm_lock(&pcp_array[cpu].lock);
+	kmm_lock(&zone.lock);
+}
+
+static void atfork_parent(void)
+{
+	kmm_unlock(&zone.lock);
+	for (unsigned int cpu = nr_pcp; cpu-- > 0;)
+		kmm_unlock(&pcp_array[cpu].lock);
+	kmm_unlock(&init_lock);
+}
+
+/* The child has one thread: the one that forked, holding every lock. */
+static void atfork_child(void)
+{
+	kmm_lock_reset(&zone.lock);
+	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
+		kmm_lock_reset(&pcp_array[cpu].lock);
+	kmm_lock_reset(&init_lock);
+}
+
+static size_t roundup_pow2(size_t n)
+{
+	size_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+static bool page_alloc_setup(void)
+{
+	unsigned int n = topology_nr_possible_cpus();
+	struct per_cpu_pages *pcps;
+
+	os_init();
+	pcps = os_map(sizeof(*pcps) * n);
+	if (!pcps)
+		return false;
+	for (unsigned int cpu = 0; cpu < n; cpu++) {
+		for (int o = 0; o < NR_PCP_ORDERS; o++)
+			INIT_LIST_HEAD(&pcps[cpu].lists[o]);
+	}
+	section_shift = os_page_shift + MAX_PAGE_ORDER;
+	section_size = (size_t)1 << section_shift;
+	section_meta_size = sizeof(struct mem_section) + SECTION_PAGES * sizeof(struct page);
+	section_meta_align = roundup_pow2(section_meta_size);
+	if (section_meta_align < os_page_size)
+		section_meta_align = os_page_size;
+	pcp_batch = PCP_BATCH_BYTES >> os_page_shift;
+	if (!pcp_batch)
+		pcp_batch = 1;
+	pcp_high = 4 * pcp_batch;
+
+	for (int o = 0; o <= MAX_PAGE_ORDER; o++)
+		INIT_LIST_HEAD(&zone.free_area[o].free_list);
+	INIT_LIST_HEAD(&zone.retired);
+	zone.wmark_min = SECTION_PAGES / 16;
+	zone.dirty_high = SECTION_PAGES;
+	zone.decay_ms = 1000;
+	pcp_array = pcps;
+	nr_pcp = n;
+	return true;
+}
+
+/* Returns false (errno = ENOMEM) if the bookkeeping cannot be mapped. */
+static bool page_alloc_init(void)
+{
+	bool ok = true;
+
+	if (likely(atomic_load_explicit(&page_alloc_ready, memory_order_acquire)))
+		return true;
+	kmm_lock(&init_lock);
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_relaxed)) {
+		ok = page_alloc_setup();
+		if (ok) {
+			atomic_store_explicit(&page_alloc_ready, true, memory_order_release);
+			/* Last: it may allocate, and must find kmm ready. */
+			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		}
+	}
+	kmm_unlock(&init_lock);
+	return ok;
+}
+
+/* ---------------------------------------------------------------------------
+ * Allocation
+ */
+
+/* Takes from the zone, growing it when the request may map memory. */
+static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
+{
+	bool may_sleep = gfp & __GFP_DIRECT_RECLAIM;
+	bool may_map = gfp & (__GFP_DIRECT_RECLAIM | __GFP_HIGH);
+	struct page *page;
+
+	zone_lock(&zone, gfp);
+	if (may_sleep && zone.need_refill) {
+		zone.need_refill = false;
+		if (zone.free_pages < 2 * zone.wmark_min)
+			grow_zone(&zone);
+	}
+	for (;;) {
+		page = watermark_ok(&zone, order, gfp) ? __rmqueue_smallest(&zone, order) : NULL;
+		if (page || !may_map || grow_zone(&zone) != 0)
+			break;
+	}
+	if (!may_sleep && (gfp & __GFP_KSWAPD_RECLAIM) &&
+	    (!page || zone.free_pages < zone.wmark_min))
+		zone.need_refill = true;
+	if (page) {
+		*zeroed = page_flags(page) & PG_zeroed;
+		set_page_flags(page, 0);
+	}
+	kmm_unlock(&zone.lock);
+	return page;
+}
+
+static void nofail_backoff(gfp_t gfp)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	if (gfp & __GFP_DIRECT_RECLAIM) {
+		nanosleep(&ts, NULL);
+		kmm_drain_all_pages();
+	} else {
+		cpu_relax();
+	}
+}
+
+static struct page *alloc_pages_slowpath(gfp_t gfp, unsigned int order, bool *zeroed)
+{
+	struct page *page = rmqueue_zone(gfp, order, zeroed);
+
+	if (!page && (gfp & __GFP_DIRECT_RECLAIM) && !(gfp & __GFP_NORETRY)) {
+		kmm_drain_all_pages();
+		page = rmqueue_zone(gfp, order, zeroed);
+	}
+	while (!page && (gfp & __GFP_NOFAIL)) {
+		nofail_backoff(gfp);
+		page = rmqueue_zone(gfp, order, zeroed);
+	}
+	return page;
+}
+
+static void warn_alloc(gfp_t gfp, unsigned int order, const char *why)
+{
+	unsigned int n;
+
+	if (gfp & __GFP_NOWARN)
+		return;
+	n = atomic_fetch_add_explicit(&failure_warnings, 1, memory_order_relaxed);
+	if (n < 10)
+		kmm_report("page allocation failure: order:%u, mode:%#x: %s%s", order, gfp, why,
+			   n == 9 ? " (further failures not reported)" : "");
+}
+
+/* A block of 2^order pages, not yet marked allocated; NULL with errno set. */
+static struct page *alloc_block(gfp_t gfp, unsigned int order, bool *zeroed)
+{
+	struct page *page = NULL;
+
+	if (unlikely(order > MAX_PAGE_ORDER)) {
+		warn_alloc(gfp, order, "order above MAX_PAGE_ORDER");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (unlikely(!page_alloc_init())) {
+		warn_alloc(gfp, order, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (order <= PCP_MAX_ORDER)
+		page = rmqueue_pcplist(gfp, order, zeroed);
+	if (!page)
+		page = alloc_pages_slowpath(gfp, order, zeroed);
+	if (unlikely(!page)) {
+		warn_alloc(gfp, order, "out of memory");
+		errno = ENOMEM;
+	}
+	return page;
+}
+
+static void zero_pages(struct page *page, unsigned long nr_pages, bool zeroed)
+{
+	if (zeroed) {
+		atomic_fetch_add_explicit(&zeroed_skipped, nr_pages, memory_order_relaxed);
+		return;
+	}
+	memset(kmm_page_address(page), 0, nr_pages << os_page_shift);
+	atomic_fetch_add_explicit(&zeroed_cleared, nr_pages, memory_order_relaxed);
+}
+
+static void set_allocated(struct page *page, unsigned int order)
+{
+	page->order = order;
+	atomic_store_explicit(&page->_refcount, 1, memory_order_relaxed);
+	set_page_flags(page, PG_alloc);
+}
+
+KMM_API struct page *kmm_alloc_pages(gfp_t gfp, unsigned int order)
+{
+	bool zeroed = false;
+	struct page *page = alloc_block(gfp, order, &zeroed);
+
+	if (unlikely(!page))
+		return NULL;
+	if (gfp & __GFP_ZERO)
+		zero_pages(page, 1UL << order, zeroed);
+	set_allocated(page, order);
+	return page;
+}
+
+KMM_API unsigned long kmm___get_free_pages(gfp_t gfp, unsigned int order)
+{
+	struct page *page = kmm_alloc_pages(gfp, order);
+
+	return page ? (unsigned long)kmm_page_address(page) : 0;
+}
+
+KMM_API unsigned long kmm_get_zeroed_page(gfp_t gfp)
+{
+	return kmm___get_free_pages(gfp | __GFP_ZERO, 0);
+}
+
+/* ---------------------------------------------------------------------------
+ * Free, with the kernel's bad-page checks
+ */
+
+static void check_free_page(const struct page *page, unsigned int order, const void *addr)
+{
+	unsigned long flags = page_flags(page);
+
+	if (likely((flags & PG_alloc) && page->order == order))
+		return;
+	if (flags & (PG_buddy | PG_pcp))
+		kmm_bug("BUG: bad page free of %p: double free (the block is already free)", addr);
+	if (flags & PG_alloc)
+		kmm_bug("BUG: bad page free of %p: freed with order %u, allocated with order %u",
+			addr, order, page->order);
+	kmm_bug("BUG: bad page free of %p: not the start of an allocated block "
+		"(double free, or a pointer into a block)", addr);
+}
+
+static void free_checked(struct page *page, unsigned int order, const void *addr)
+{
+	check_free_page(page, order, addr);
+	atomic_store_explicit(&page->_refcount, 0, memory_order_relaxed);
+	if (order <= PCP_MAX_ORDER) {
+		free_unref_page(page, order);
+		return;
+	}
+	set_page_flags(page, 0);
+	free_one_page(&zone, page, order);
+}
+
+KMM_API void kmm___free_pages(struct page *page, unsigned int order)
+{
+	if (unlikely(!page))
+		kmm_bug("BUG: __free_pages(NULL, %u)", order);
+	if (unlikely(order > MAX_PAGE_ORDER))
+		kmm_bug("BUG: bad page free of %p: order %u above MAX_PAGE_ORDER",
+			kmm_page_address(page), order);
+	free_checked(page, order, kmm_page_address(page));
+}
+
+/* The page that holds addr, or a report and abort if kmm never gave it out. */
+static struct page *lookup_for_free(const void *addr, const char *caller)
+{
+	struct mem_section *ms = NULL;
+
+	if (atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		ms = section_lookup((uintptr_t)addr);
+	if (unlikely(!ms))
+		kmm_bug("BUG: %s(%p): the address was never given out by kmm", caller, addr);
+	if (unlikely((uintptr_t)addr & (os_page_size - 1)))
+		kmm_bug("BUG: %s(%p): the address is not page aligned", caller, addr);
+	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
+}
+
+KMM_API void kmm_free_pages(unsigned long addr, unsigned int order)
+{
+	if (!addr)
+		return;
+	if (unlikely(order > MAX_PAGE_ORDER))
+		kmm_bug("BUG: bad page free of %#lx: order %u above MAX_PAGE_ORDER", addr, order);
+	free_checked(lookup_for_free((void *)addr, "free_pages"), order, (void *)addr);
+}
+
+/* ---------------------------------------------------------------------------
+ * Exact allocations: a run of pages carved from a block. The run is held as
+ * aligned sub-blocks (5 pages = 4 + 1), each marked allocated, so that
+ * free_pages_exact() can check and free them with the ordinary checks.
+ */
+
+/* The largest aligned block at page offset i that ends at or before end. */
+static unsigned int range_block_order(unsigned long i, unsigned long end)
+{
+	unsigned int order = i ? (unsigned int)__builtin_ctzl(i) : MAX_PAGE_ORDER;
+	unsigned int fit = (unsigned int)(sizeof(long) * 8 - 1) - (unsigned int)__builtin_clzl(end - i);
+
+	if (order > fit)
+		order = fit;
+	return order > MAX_PAGE_ORDER ? MAX_PAGE_ORDER : order;
+}
+
+KMM_API void *kmm_alloc_pages_exact(size_t size, gfp_t gfp)
+{
+	unsigned long nr, end, i;
+	unsigned int order;
+	struct page *page;
+	bool zeroed = false;
+
+	if (unlikely(!page_alloc_init()))
+		return NULL;
+	if (unlikely(size == 0 || size > section_size)) {
+		if (!(gfp & __GFP_NOWARN))
+			kmm_report("alloc_pages_exact(%zu): size must be 1 to %zu bytes", size,
+				   section_size);
+		errno = EINVAL;
+		return NULL;
+	}
+	nr = (size + os_page_size - 1) >> os_page_shift;
+	order = (unsigned int)get_order(size);
+	page = alloc_block(gfp, order, &zeroed);
+	if (!page)
+		return NULL;
+	if (gfp & __GFP_ZERO)
+		zero_pages(page, nr, zeroed);
+	for (i = 0; i < nr; i += 1UL << range_block_order(i, nr))
+		set_allocated(page + i, range_block_order(i, nr));
+	end = 1UL << order;
+	if (nr < end) {
+		kmm_lock(&zone.lock);
+		for (i = nr; i < end; i += 1UL << range_block_order(i, end))
+			__free_one_page(&zone, page + i, range_block_order(i, end), zeroed);
+		kmm_unlock(&zone.lock);
+	}
+	return kmm_page_address(page);
+}
+
+KMM_API void kmm_free_pages_exact(void *addr, size_t size)
+{
+	struct page *page;
+	unsigned long nr;
+
+	if (!addr)
+		return;
+	page = lookup_for_free(addr, "free_pages_exact");
+	nr = (size + os_page_size - 1) >> os_page_shift;
+	if (unlikely(size == 0 || page_index(page) + nr > SECTION_PAGES))
+		kmm_bug("BUG: free_pages_exact(%p, %zu): size does not match an exact allocation",
+			addr, size);
+	for (unsigned long i = 0; i < nr;) {
+		unsigned int order = range_block_order(i, nr);
+
+		free_checked(page + i, order, (char *)addr + (i << os_page_shift));
+		i += 1UL << order;
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * Addresses and descriptors
+ */
+
+KMM_API unsigned long kmm_page_size(void)
+{
+	if (unlikely(!os_page_size))
+		os_init();
+	return os_page_size;
+}
+
+KMM_API unsigned int kmm_page_shift(void)
+{
+	if (unlikely(!os_page_size))
+		os_init();
+	return os_page_shift;
+}
+
+KMM_API void *kmm_page_address(const struct page *page)
+{
+	const struct mem_section *ms;
+
+	if (!page)
+		return NULL;
+	ms = page_section(page);
+	return (void *)(ms->start + ((uintptr_t)(page - ms->pages) << os_page_shift));
+}
+
+KMM_API struct page *kmm_virt_to_page(const void *addr)
+{
+	struct mem_section *ms;
+
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return NULL;
+	ms = section_lookup((uintptr_t)addr);
+	if (!ms)
+		return NULL;
+	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
+}
+
+KMM_API bool kmm_virt_addr_valid(const void *addr)
+{
+	return kmm_virt_to_page(addr) != NULL;
+}
+
+/* ---------------------------------------------------------------------------
+ * Statistics and tuning
+ */
+
+KMM_API void kmm_buddyinfo(struct kmm_buddyinfo *info)
+{
+	memset(info, 0, sizeof(*info));
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return;
+	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
+		kmm_lock(&pcp_array[cpu].lock);
+	kmm_lock(&zone.lock);
+	for (int o = 0; o <= MAX_PAGE_ORDER; o++)
+		info->nr_free[o] = zone.free_area[o].nr_free;
+	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
+		info->pcp_pages += pcp_array[cpu].count;
+	info->free_pages = zone.free_pages;
+	info->dirty_pages = zone.dirty_pages;
+	info->managed_pages = zone.managed_pages;
+	info->nr_sections = zone.nr_sections;
+	info->released_pages = zone.released_pages;
+	info->unmapped_sections = zone.unmapped_sections;
+	kmm_unlock(&zone.lock);
+	for (unsigned int cpu = nr_pcp; cpu-- > 0;)
+		kmm_unlock(&pcp_array[cpu].lock);
+	info->zeroed_skipped = atomic_load_explicit(&zeroed_skipped, memory_order_relaxed);
+	info->zeroed_cleared = atomic_load_explicit(&zeroed_cleared, memory_order_relaxed);
+}
+
+KMM_API void kmm_show_buddyinfo(int fd)
+{
+	struct kmm_buddyinfo info;
+
+	kmm_buddyinfo(&info);
+	kmm_dprint(fd, "Node 0, zone   Normal ");
+	for (int o = 0; o <= MAX_PAGE_ORDER; o++)
+		kmm_dprint(fd, "%7lu", info.nr_free[o]);
+	kmm_dprint(fd, "\n");
+}
+
+KMM_API long kmm_page_decay_ms(long decay_ms)
+{
+	long old;
+
+	if (!page_alloc_init())
+		return -1;
+	kmm_lock(&zone.lock);
+	old = zone.decay_ms;
+	zone.decay_ms = decay_ms < 0 ? -1 : decay_ms;
+	zone.over_high_since = 0;
+	kmm_unlock(&zone.lock);
+	return old;
+}
+
+KMM_API unsigned long kmm_page_reclaim(void)
+{
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return 0;
+	kmm_drain_all_pages();
+	return zone_purge(&zone, 0);
+}
