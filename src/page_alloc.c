@@ -862,12 +862,11 @@ KMM_API void kmm_free_pages(unsigned long addr, unsigned int order)
 /* The largest aligned block at page offset i that ends at or before end. */
 static unsigned int range_block_order(unsigned long i, unsigned long end)
 {
-	unsigned int order = i ? (unsigned int)__builtin_ctzl(i) : MAX_PAGE_ORDER;
-	unsigned int fit = (unsigned int)(sizeof(long) * 8 - 1) - (unsigned int)__builtin_clzl(end - i);
+	unsigned int order = MAX_PAGE_ORDER;
 
-	if (order > fit)
-		order = fit;
-	return order > MAX_PAGE_ORDER ? MAX_PAGE_ORDER : order;
+	while (order && ((i & ((1UL << order) - 1)) || i + (1UL << order) > end))
+		order--;
+	return order;
 }
 
 KMM_API void *kmm_alloc_pages_exact(size_t size, gfp_t gfp)

@@ -70,15 +70,23 @@ void run_in_child(void (*fn)(void *), void *arg, struct child_result *res)
 
 size_t test_rss(void)
 {
-	char buf[128] = { 0 };
-	unsigned long size = 0, resident = 0;
-	int fd = open("/proc/self/statm", O_RDONLY);
+	/* VmRSS is in kB whatever the page size (statm counts host pages under qemu). */
+	char buf[4096];
+	const char *line;
+	ssize_t n;
+	int fd = open("/proc/self/status", O_RDONLY);
 
-	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
-		test_fail(__FILE__, __LINE__, "read /proc/self/statm", NULL);
+	if (fd < 0)
+		test_fail(__FILE__, __LINE__, "open /proc/self/status", NULL);
+	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	sscanf(buf, "%lu %lu", &size, &resident);
-	return resident * (size_t)sysconf(_SC_PAGESIZE);
+	if (n <= 0)
+		test_fail(__FILE__, __LINE__, "read /proc/self/status", NULL);
+	buf[n] = 0;
+	line = strstr(buf, "VmRSS:");
+	if (!line)
+		test_fail(__FILE__, __LINE__, "VmRSS in /proc/self/status", NULL);
+	return strtoul(line + 6, NULL, 10) * 1024;
 }
 
 bool test_sanitized(void)

@@ -45,7 +45,7 @@ struct child_result {
 /* Runs fn(arg) in a forked child, capturing its stderr and how it ended. */
 void run_in_child(void (*fn)(void *), void *arg, struct child_result *res);
 
-/* Resident set size of this process in bytes, from /proc/self/statm. */
+/* Resident set size of this process in bytes (VmRSS). */
 size_t test_rss(void);
 
 /* True when built with a sanitizer (address limits and RSS mean little). */

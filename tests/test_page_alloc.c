@@ -40,6 +40,7 @@ static void test_get_order(void)
 {
 	unsigned long ps = PAGE_SIZE;
 
+	printf("page size %lu\n", ps);
 	CHECK(ps >= 4096 && (ps & (ps - 1)) == 0);
 	CHECK_EQ(1UL << PAGE_SHIFT, ps);
 	CHECK_EQ(get_order(1), 0);

@@ -35,8 +35,10 @@ static void release(unsigned int order)
 		free_pages((unsigned long)blocks[i], order);
 }
 
+/* RSS with the allocator started and holding nothing. */
 static size_t baseline(void)
 {
+	free_pages(__get_free_pages(GFP_KERNEL, 0), 0);
 	kmm_page_reclaim();
 	return test_rss();
 }
@@ -58,13 +60,18 @@ static void check_cycle(unsigned int order, long decay_ms, size_t slack_after_fr
 		CHECK(!"RSS back near the start after free");
 	}
 	kmm_page_reclaim();
-	CHECK(test_rss() <= r0 + MiB);
+	if (test_rss() > r0 + MiB) {
+		fprintf(stderr, "order %u: rss %zu KiB at the start, %zu KiB after reclaim\n", order,
+			r0 >> 10, test_rss() >> 10);
+		CHECK(!"RSS back to the start after kmm_page_reclaim()");
+	}
 }
 
 /* With decay 0, dirty pages beyond the high watermark go back at once. */
 static void test_decay_zero(void)
 {
-	size_t high = PAGE_SIZE << MAX_PAGE_ORDER;
+	/* The dirty high watermark is one section; descriptors add a little. */
+	size_t high = (PAGE_SIZE << MAX_PAGE_ORDER) * 9 / 8;
 	size_t pcp = 512 * 1024 * (size_t)sysconf(_SC_NPROCESSORS_CONF);
 
 	check_cycle(5, 0, high + MiB);
