@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <kmm/mmzone.h>
 
@@ -438,7 +439,12 @@ static void free_one_page(struct zone *z, struct page *page, unsigned int order)
 
 static struct per_cpu_pages *this_cpu_pcp(void)
 {
-	return &pcp_array[kmm_current_cpu() % nr_pcp];
+	unsigned int cpu = kmm_current_cpu();
+
+	/* A CPU beyond the possible count (hotplug) shares another's lists. */
+	if (unlikely(cpu >= nr_pcp))
+		cpu %= nr_pcp;
+	return &pcp_array[cpu];
 }
 
 /* Zone lock held: returns pcp pages to the buddy lists, coldest first. */
@@ -793,12 +799,11 @@ KMM_API unsigned long kmm_get_zeroed_page(gfp_t gfp)
  * Free, with the kernel's bad-page checks
  */
 
-static void check_free_page(const struct page *page, unsigned int order, const void *addr)
+static _Noreturn void bad_page_free(const struct page *page, unsigned int order)
 {
 	unsigned long flags = page_flags(page);
+	const void *addr = kmm_page_address(page);
 
-	if (likely((flags & PG_alloc) && page->order == order))
-		return;
 	if (flags & (PG_buddy | PG_pcp))
 		kmm_bug("BUG: bad page free of %p: double free (the block is already free)", addr);
 	if (flags & PG_alloc)
@@ -808,9 +813,10 @@ static void check_free_page(const struct page *page, unsigned int order, const v
 		"(double free, or a pointer into a block)", addr);
 }
 
-static void free_checked(struct page *page, unsigned int order, const void *addr)
+static void free_checked(struct page *page, unsigned int order)
 {
-	check_free_page(page, order, addr);
+	if (unlikely(!(page_flags(page) & PG_alloc) || page->order != order))
+		bad_page_free(page, order);
 	atomic_store_explicit(&page->_refcount, 0, memory_order_relaxed);
 	if (order <= PCP_MAX_ORDER) {
 		free_unref_page(page, order);
@@ -827,7 +833,7 @@ KMM_API void kmm___free_pages(struct page *page, unsigned int order)
 	if (unlikely(order > MAX_PAGE_ORDER))
 		kmm_bug("BUG: bad page free of %p: order %u above MAX_PAGE_ORDER",
 			kmm_page_address(page), order);
-	free_checked(page, order, kmm_page_address(page));
+	free_checked(page, order);
 }
 
 /* The page that holds addr, or a report and abort if kmm never gave it out. */
@@ -850,7 +856,7 @@ KMM_API void kmm_free_pages(unsigned long addr, unsigned int order)
 		return;
 	if (unlikely(order > MAX_PAGE_ORDER))
 		kmm_bug("BUG: bad page free of %#lx: order %u above MAX_PAGE_ORDER", addr, order);
-	free_checked(lookup_for_free((void *)addr, "free_pages"), order, (void *)addr);
+	free_checked(lookup_for_free((void *)addr, "free_pages"), order);
 }
 
 /* ---------------------------------------------------------------------------
@@ -919,7 +925,7 @@ KMM_API void kmm_free_pages_exact(void *addr, size_t size)
 	for (unsigned long i = 0; i < nr;) {
 		unsigned int order = range_block_order(i, nr);
 
-		free_checked(page + i, order, (char *)addr + (i << os_page_shift));
+		free_checked(page + i, order);
 		i += 1UL << order;
 	}
 }
@@ -928,18 +934,17 @@ KMM_API void kmm_free_pages_exact(void *addr, size_t size)
  * Addresses and descriptors
  */
 
+/* Read at run time: 4, 16 or 64 KiB. Valid even if start-up could not map. */
 KMM_API unsigned long kmm_page_size(void)
 {
-	if (unlikely(!os_page_size))
-		os_init();
+	if (unlikely(!page_alloc_init()))
+		return (unsigned long)sysconf(_SC_PAGESIZE);
 	return os_page_size;
 }
 
 KMM_API unsigned int kmm_page_shift(void)
 {
-	if (unlikely(!os_page_size))
-		os_init();
-	return os_page_shift;
+	return (unsigned int)__builtin_ctzl(kmm_page_size());
 }
 
 KMM_API void *kmm_page_address(const struct page *page)
