@@ -52,6 +52,8 @@ void kmm_vreport(const char *fmt, va_list ap);
 /* The same formatting, no prefix, no newline, to any fd (at most 511 bytes). */
 void kmm_dprint(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kmm_write_all(int fd, const char *buf, size_t len);
+/* Into buf (always terminated); returns the length written. */
+size_t kmm_snprint(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* kmm_bug() reports a broken invariant or a bad call and aborts. */
 _Noreturn void kmm_bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -113,3 +113,27 @@ void os_release(void *addr, size_t size)
 	if (madvise(addr, size, MADV_DONTNEED) != 0)
 		kmm_bug("madvise(%p, %zu, MADV_DONTNEED) failed: errno %d", addr, size, errno);
 }
+
+void os_protect_none(void *addr, size_t size)
+{
+	if (mprotect(addr, size, PROT_NONE) != 0)
+		kmm_bug("mprotect(%p, %zu, PROT_NONE) failed: errno %d", addr, size, errno);
+}
+
+void *os_remap(void *addr, size_t old_size, size_t new_size)
+{
+	void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE);
+
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void os_advise_huge(void *addr, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+	madvise(addr, size, MADV_HUGEPAGE);
+#endif
+}

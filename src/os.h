@@ -32,4 +32,13 @@ void os_unmap(void *addr, size_t size);
  */
 void os_release(void *addr, size_t size);
 
+/* Makes [addr, addr + size) inaccessible: a guard. */
+void os_protect_none(void *addr, size_t size);
+
+/* Moves and grows a mapping (no copy); NULL with errno = ENOMEM on failure. */
+void *os_remap(void *addr, size_t old_size, size_t new_size);
+
+/* Asks for transparent huge pages where the kernel has them. */
+void os_advise_huge(void *addr, size_t size);
+
 #endif

@@ -47,19 +47,6 @@
 
 #define SECTION_PAGES (1UL << MAX_PAGE_ORDER)
 
-/* Address bits user space can see, and the smallest section (4 KiB pages). */
-#if UINTPTR_MAX > 0xffffffffu
-#define VA_BITS 48
-#else
-#define VA_BITS 32
-#endif
-#define MIN_SECTION_SHIFT (12 + MAX_PAGE_ORDER)
-#define SECTION_INDEX_BITS (VA_BITS - MIN_SECTION_SHIFT)
-#define SECTION_LEAF_BITS (SECTION_INDEX_BITS < 13 ? SECTION_INDEX_BITS : 13)
-#define SECTION_ROOT_BITS (SECTION_INDEX_BITS - SECTION_LEAF_BITS)
-
-typedef _Atomic(struct mem_section *) section_slot;
-
 struct free_area {
 	struct list_head free_list;
 	unsigned long nr_free;
@@ -93,10 +80,11 @@ static struct per_cpu_pages *pcp_array;
 static unsigned int nr_pcp;
 static unsigned long pcp_batch, pcp_high;	/* pages */
 
-static unsigned int section_shift;
+/* Until start-up sets the real value, this keeps lookups inside the table. */
+unsigned int section_shift = MIN_SECTION_SHIFT;
+_Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 static size_t section_size;
 static size_t section_meta_size, section_meta_align;
-static _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 
 static atomic_ulong zeroed_skipped, zeroed_cleared;
 static atomic_uint failure_warnings;
@@ -116,23 +104,6 @@ static inline struct mem_section *page_section(const struct page *page)
 static inline unsigned long page_index(const struct page *page)
 {
 	return (unsigned long)(page - page_section(page)->pages);
-}
-
-static inline struct mem_section *section_lookup(uintptr_t addr)
-{
-	section_slot *leaf;
-	uintptr_t idx;
-
-#if UINTPTR_MAX > 0xffffffffu
-	if (addr >> VA_BITS)
-		return NULL;
-#endif
-	idx = addr >> section_shift;
-	leaf = atomic_load_explicit(&section_root[idx >> SECTION_LEAF_BITS], memory_order_acquire);
-	if (!leaf)
-		return NULL;
-	return atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
-				    memory_order_acquire);
 }
 
 /* Zone lock held. Returns false if the table leaf cannot be mapped. */
@@ -636,7 +607,7 @@ static bool page_alloc_setup(void)
 }
 
 /* Returns false (errno = ENOMEM) if the bookkeeping cannot be mapped. */
-static bool page_alloc_init(void)
+bool page_alloc_init(void)
 {
 	bool ok = true;
 

@@ -6,6 +6,7 @@
 #define KMM_PAGE_ALLOC_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <kmm/gfp.h>
@@ -25,6 +26,8 @@ enum pageflags {
 	PG_pcp = 1u << 1,
 	PG_alloc = 1u << 2,
 	PG_zeroed = 1u << 3,
+	/* Owned by kmalloc: the head of a page-run kmalloc; private = its size. */
+	PG_large_kmalloc = 1u << 4,
 };
 
 struct page {
@@ -39,10 +42,15 @@ struct page {
 	unsigned int order;	/* order of the block this page heads */
 	atomic_int _refcount;	/* 1 while allocated */
 	unsigned long private;
-	/* Room for the slab layer. */
-	void *slab_cache;
+	/*
+	 * Owned by the slab layer while the block is a slab: slab_cache is set
+	 * on every page of the slab (NULL otherwise: the page allocator's
+	 * callers must clear it before freeing), the rest on the head page.
+	 */
+	struct kmem_cache *slab_cache;
 	void *freelist;
-	unsigned long counters;
+	unsigned int inuse;
+	unsigned int objects;
 };
 
 /*
@@ -55,6 +63,57 @@ struct mem_section {
 	struct list_head list;	/* zone->retired while unused */
 	struct page pages[];	/* 2^MAX_PAGE_ORDER descriptors */
 };
+
+/* The section table and geometry, read-only after start-up (page_alloc.c). */
+#if UINTPTR_MAX > 0xffffffffu
+#define VA_BITS 48
+#else
+#define VA_BITS 32
+#endif
+#define MIN_SECTION_SHIFT (12 + MAX_PAGE_ORDER)
+#define SECTION_INDEX_BITS (VA_BITS - MIN_SECTION_SHIFT)
+#define SECTION_LEAF_BITS (SECTION_INDEX_BITS < 13 ? SECTION_INDEX_BITS : 13)
+#define SECTION_ROOT_BITS (SECTION_INDEX_BITS - SECTION_LEAF_BITS)
+
+typedef _Atomic(struct mem_section *) section_slot;
+
+extern unsigned int section_shift;
+extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
+
+#include "os.h"
+
+/* The section holding addr, or NULL: O(1), never touches addr. */
+static inline struct mem_section *section_lookup(uintptr_t addr)
+{
+	section_slot *leaf;
+	uintptr_t idx;
+
+#if UINTPTR_MAX > 0xffffffffu
+	if (addr >> VA_BITS)
+		return NULL;
+#endif
+	idx = addr >> section_shift;
+	leaf = atomic_load_explicit(&section_root[idx >> SECTION_LEAF_BITS], memory_order_acquire);
+	if (!leaf)
+		return NULL;
+	return atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
+				    memory_order_acquire);
+}
+
+/* virt_to_page() for the library's own layers. */
+static inline struct page *addr_to_page(const void *addr)
+{
+	struct mem_section *ms = section_lookup((uintptr_t)addr);
+
+	if (!ms)
+		return NULL;
+	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
+}
+
+/* Starts the page allocator if needed; false if it cannot (ENOMEM). */
+bool page_alloc_init(void);
+
+struct kmem_cache;
 
 static inline unsigned long page_flags(const struct page *page)
 {

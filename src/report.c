@@ -146,6 +146,23 @@ void kmm_write_all(int fd, const char *buf, size_t len)
 	}
 }
 
+size_t kmm_snprint(char *buf, size_t size, const char *fmt, ...)
+{
+	struct line l = { .len = 0 };
+	va_list ap;
+
+	va_start(ap, fmt);
+	format(&l, fmt, ap);
+	va_end(ap);
+	if (size == 0)
+		return l.len;
+	if (l.len >= size)
+		l.len = size - 1;
+	memcpy(buf, l.buf, l.len);
+	buf[l.len] = 0;
+	return l.len;
+}
+
 void kmm_dprint(int fd, const char *fmt, ...)
 {
 	struct line l = { .len = 0 };

@@ -12,6 +12,7 @@
 #define KMM_RSEQ_H
 
 #include <sched.h>
+#include <stdbool.h>
 #include <sys/rseq.h>
 
 #include "internal.h"
@@ -34,4 +35,126 @@ static inline unsigned int kmm_current_cpu(void)
 	return cpu < 0 ? 0 : (unsigned int)cpu;
 }
 
+#endif
+
+/*
+ * Restartable sequences over per-CPU slot arrays (the slab layer's
+ * sheaves). A slot array has one pointer per cache for each CPU, CPU c's at
+ * slot0 + (c << SLOT_STRIDE_SHIFT). A sheaf is { u32 size, u32 capacity,
+ * next, objects[] } with objects at offset 16.
+ *
+ * Each sequence reads cpu_id_start, works on that CPU's slot and commits
+ * with one final store. If the thread is preempted, migrated or signalled
+ * inside it, the kernel restarts it at the abort handler, which retries.
+ * Only x86-64 has these sequences today; elsewhere, and where glibc did not
+ * register rseq, the slab layer runs on per-thread slots instead.
+ */
+#if defined(__x86_64__)
+#define KMM_HAVE_RSEQ_OPS 1
+#define SLOT_STRIDE_SHIFT 13
+
+/* The critical-section descriptor and the signed abort handler. */
+#define RSEQ_CS_TABLE                                                   \
+	".pushsection __rseq_cs, \"aw\"\n\t"                            \
+	".balign 32\n\t"                                                \
+	"3:\n\t"                                                        \
+	".long 0x0, 0x0\n\t"                                            \
+	".quad 1f, (2f - 1f), 4f\n\t"                                   \
+	".popsection\n\t"                                               \
+	"leaq 3b(%%rip), %%rax\n\t"                                     \
+	"movq %%rax, %%fs:8(%[off])\n\t"
+
+#define RSEQ_ABORT_HANDLER                                              \
+	".pushsection __rseq_failure, \"ax\"\n\t"                       \
+	".byte 0x0f, 0xb9, 0x3d\n\t"                                    \
+	".long 0x53053053\n\t"                                          \
+	"4:\n\t"                                                        \
+	"jmp %l[restart]\n\t"                                           \
+	".popsection\n\t"
+
+/* Pops the top object of this CPU's sheaf; NULL if it is empty. */
+static inline void *rseq_sheaf_pop(uintptr_t slot0)
+{
+	void *obj;
+
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "movl %%fs:(%[off]), %%eax\n\t"
+		     "shlq $13, %%rax\n\t"
+		     "movq (%[slot0], %%rax), %%rcx\n\t"
+		     "movl (%%rcx), %%edx\n\t"
+		     "testl %%edx, %%edx\n\t"
+		     "jz %l[empty]\n\t"
+		     "subl $1, %%edx\n\t"
+		     "movq 16(%%rcx, %%rdx, 8), %[obj]\n\t"
+		     "movl %%edx, (%%rcx)\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     : [obj] "=r"(obj)
+		     : [off] "r"(__rseq_offset), [slot0] "r"(slot0)
+		     : "rax", "rcx", "rdx", "memory", "cc"
+		     : restart, empty);
+	return obj;
+empty:
+	return NULL;
+}
+
+/* Pushes obj onto this CPU's sheaf; false if it is full. */
+static inline bool rseq_sheaf_push(uintptr_t slot0, void *obj)
+{
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "movl %%fs:(%[off]), %%eax\n\t"
+		     "shlq $13, %%rax\n\t"
+		     "movq (%[slot0], %%rax), %%rcx\n\t"
+		     "movl (%%rcx), %%edx\n\t"
+		     "cmpl 4(%%rcx), %%edx\n\t"
+		     "jae %l[full]\n\t"
+		     "movq %[obj], 16(%%rcx, %%rdx, 8)\n\t"
+		     "addl $1, %%edx\n\t"
+		     "movl %%edx, (%%rcx)\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     :
+		     : [off] "r"(__rseq_offset), [slot0] "r"(slot0), [obj] "r"(obj)
+		     : "rax", "rcx", "rdx", "memory", "cc"
+		     : restart, full);
+	return true;
+full:
+	return false;
+}
+
+/*
+ * If the thread still runs on cpu and *slot still holds expect, replaces
+ * it with newv and returns true: the caller then owns expect.
+ */
+static inline bool rseq_slot_replace(void **slot, unsigned int cpu, void *expect, void *newv)
+{
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "cmpl %[cpu], %%fs:(%[off])\n\t"
+		     "jnz %l[fail]\n\t"
+		     "cmpq %[expect], (%[slot])\n\t"
+		     "jnz %l[fail]\n\t"
+		     "movq %[newv], (%[slot])\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     :
+		     : [off] "r"(__rseq_offset), [slot] "r"(slot), [cpu] "r"(cpu),
+		       [expect] "r"(expect), [newv] "r"(newv)
+		     : "rax", "memory", "cc"
+		     : restart, fail);
+	return true;
+fail:
+	return false;
+}
+
+/* The CPU the sequences above would use right now. */
+static inline unsigned int rseq_cpu_start(void)
+{
+	return __atomic_load_n(&rseq_area()->cpu_id_start, __ATOMIC_RELAXED);
+}
 #endif

@@ -6,5 +6,7 @@
 
 #include <kmm/gfp.h>
 #include <kmm/mmzone.h>
+#include <kmm/slab.h>
+#include <kmm/vmalloc.h>
 
 #endif

@@ -1,0 +1,295 @@
+/*
+ * kmalloc.c - the byte allocator: size classes over slab caches, exact page
+ * runs for larger sizes, vmalloc beyond the largest buddy block.
+ *
+ * Size classes: 8-byte steps up to 64, then four classes per doubling
+ * (80, 96, 112, 128, 160, ...), up to four pages. Above 24 bytes no object
+ * wastes more than 25% of its class: within a doubling [2^k, 2^k+1) the
+ * step is 2^(k-2). From four pages up, page runs waste less than one page
+ * in four. The class of a size up to 1024 bytes is one table load.
+ *
+ * kfree() finds what it frees from the address alone: the page descriptor
+ * names the slab cache, or marks a page run (PG_large_kmalloc, size in
+ * private); an address outside every section may be a vmalloc area.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <kmm/slab.h>
+#include <kmm/vmalloc.h>
+
+#include "internal.h"
+#include "os.h"
+#include "page_alloc.h"
+#include "slab.h"
+#include "vmalloc.h"
+
+#define KMALLOC_MAX_CLASSES 64
+#define KMALLOC_TABLE_MAX 1024
+
+static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];
+static unsigned int kmalloc_sizes[KMALLOC_MAX_CLASSES];
+static unsigned int nr_kmalloc_classes;
+static size_t kmalloc_max_cache_size;
+/* kmalloc_table[(size + 7) / 8]: the cache for sizes up to 1024. */
+static struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
+
+/* The class index of size (1 <= size <= kmalloc_max_cache_size). */
+static unsigned int size_to_class(size_t size)
+{
+	unsigned int k, step;
+
+	if (size <= 64)
+		return (unsigned int)((size + 7) / 8) - 1;
+	k = (unsigned int)(sizeof(long) * 8 - 1) - (unsigned int)__builtin_clzl(size - 1);
+	step = 1u << (k - 2);
+	return 8 + 4 * (k - 6) + (unsigned int)((size - (1UL << k) + step - 1) / step) - 1;
+}
+
+static unsigned int class_size(unsigned int idx)
+{
+	unsigned int k;
+
+	if (idx < 8)
+		return 8 * (idx + 1);
+	k = 6 + (idx - 8) / 4;
+	return (1u << k) + ((idx - 8) % 4 + 1) * (1u << (k - 2));
+}
+
+/* Called by slab_init() before the fast paths switch on. */
+bool kmalloc_init(void)
+{
+	unsigned int max = 4 * (unsigned int)os_page_size;
+
+	kmalloc_max_cache_size = max;
+	for (unsigned int i = 0; i < KMALLOC_MAX_CLASSES && class_size(i) <= max; i++) {
+		char name[32];
+		unsigned int size = class_size(i);
+		struct kmem_cache *s;
+
+		kmm_snprint(name, sizeof(name), "kmalloc-%u", size);
+		s = slab_create_cache(name, size, 0, 0, NULL);
+		if (!s)
+			return false;
+		kmalloc_caches[i] = s;
+		kmalloc_sizes[i] = size;
+		nr_kmalloc_classes = i + 1;
+	}
+	for (unsigned int i = 1; i < ARRAY_SIZE(kmalloc_table); i++)
+		kmalloc_table[i] = kmalloc_caches[size_to_class(i * 8)];
+	kmalloc_table[0] = kmalloc_table[1];
+	return true;
+}
+
+/* ---------------------------------------------------------------------------
+ * Allocation
+ */
+
+static void *kmalloc_large(size_t size, gfp_t gfp)
+{
+	void *p;
+	struct page *page;
+
+	if (size > (os_page_size << MAX_PAGE_ORDER))
+		return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+	p = kmm_alloc_pages_exact(size, gfp);
+	if (!p)
+		return NULL;
+	page = addr_to_page(p);
+	page->private = (size + os_page_size - 1) & ~(os_page_size - 1);
+	set_page_flags(page, page_flags(page) | PG_large_kmalloc);
+	return p;
+}
+
+static void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
+{
+	void *obj;
+
+	if (size == 0)
+		return ZERO_SIZE_PTR;
+	if (unlikely(!slab_init()))
+		return NULL;
+	if (size > kmalloc_max_cache_size) {
+		obj = kmalloc_large(size, gfp);
+	} else {
+		struct kmem_cache *s = kmalloc_caches[size_to_class(size)];
+
+		obj = slab_alloc_fast(s);
+		if (!obj)
+			obj = slab_alloc_slow(s, gfp);
+		if (obj && (gfp & __GFP_ZERO))
+			memset(obj, 0, s->object_size);
+	}
+	if (!obj)
+		errno = ENOMEM;
+	return obj;
+}
+
+KMM_API void *kmm_kmalloc(size_t size, gfp_t gfp)
+{
+	if (likely(size - 1 < KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO))) {
+		void *obj = slab_alloc_fast(kmalloc_table[(size + 7) >> 3]);
+
+		if (likely(obj))
+			return obj;
+	}
+	return kmalloc_slow(size, gfp);
+}
+
+KMM_API void *kmm_kmalloc_array(size_t n, size_t size, gfp_t gfp)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return kmm_kmalloc(bytes, gfp);
+}
+
+/* ---------------------------------------------------------------------------
+ * Free and size
+ */
+
+static void __attribute__((noinline)) kfree_slow(const void *p, struct page *page)
+{
+	if (ZERO_OR_NULL_PTR(p))
+		return;
+	if (page) {
+		if ((page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p) {
+			kmm_free_pages_exact((void *)p, page->private);
+			return;
+		}
+		slab_bad_free(p, "kfree of memory that is not the start of an allocation "
+				 "(double free, or a pointer into an object)");
+	}
+	if (vmalloc_size(p)) {
+		kmm_vfree(p);
+		return;
+	}
+	slab_bad_free(p, "kfree of an address kmm never gave out");
+}
+
+KMM_API void kmm_kfree(const void *p)
+{
+	struct page *page = addr_to_page(p);
+
+	if (likely(page)) {
+		struct kmem_cache *s = page->slab_cache;
+
+		if (likely(s)) {
+			if (likely(slab_free_fast(s, (void *)p)))
+				return;
+			slab_free_slow(s, (void *)p);
+			return;
+		}
+	}
+	kfree_slow(p, page);
+}
+
+KMM_API size_t kmm_ksize(const void *p)
+{
+	struct page *page;
+	size_t size;
+
+	if (ZERO_OR_NULL_PTR(p))
+		return 0;
+	page = addr_to_page(p);
+	if (page && page->slab_cache)
+		return page->slab_cache->object_size;
+	if (page && (page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p)
+		return page->private;
+	size = page ? 0 : vmalloc_size(p);
+	if (!size)
+		slab_bad_free(p, "ksize of an address that is not a kmalloc allocation");
+	return size;
+}
+
+KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)
+{
+	size_t old_size;
+	void *n;
+
+	if (ZERO_OR_NULL_PTR(p))
+		return kmm_kmalloc(new_size, gfp);
+	if (new_size == 0) {
+		kmm_kfree(p);
+		return ZERO_SIZE_PTR;
+	}
+	old_size = kmm_ksize(p);
+	if (new_size <= old_size)
+		return (void *)p;
+	if (addr_to_page(p) == NULL && new_size > kmalloc_max_cache_size)
+		return kmm_vrealloc(p, new_size, gfp);
+	n = kmm_kmalloc(new_size, gfp);
+	if (!n)
+		return NULL;
+	memcpy(n, p, old_size);
+	kmm_kfree(p);
+	return n;
+}
+
+KMM_API void kmm_kfree_sensitive(const void *p)
+{
+	size_t size = kmm_ksize(p);
+
+	if (size) {
+		memset((void *)p, 0, size);
+		/* The clearing must not be optimised away as a dead store. */
+		__asm__ __volatile__("" : : "r"(p) : "memory");
+	}
+	kmm_kfree(p);
+}
+
+/* ---------------------------------------------------------------------------
+ * Copies and kvmalloc
+ */
+
+KMM_API void *kmm_kmemdup(const void *src, size_t len, gfp_t gfp)
+{
+	void *p = kmm_kmalloc(len, gfp & ~__GFP_ZERO);
+
+	if (p && len)
+		memcpy(p, src, len);
+	return p;
+}
+
+KMM_API char *kmm_kstrndup(const char *s, size_t max, gfp_t gfp)
+{
+	size_t len;
+	char *p;
+
+	if (!s)
+		return NULL;
+	len = strnlen(s, max);
+	p = kmm_kmalloc(len + 1, gfp & ~__GFP_ZERO);
+	if (p) {
+		memcpy(p, s, len);
+		p[len] = 0;
+	}
+	return p;
+}
+
+KMM_API char *kmm_kstrdup(const char *s, gfp_t gfp)
+{
+	return s ? kmm_kmemdup(s, strlen(s) + 1, gfp) : NULL;
+}
+
+/* kmalloc first, quietly and without retrying for multi-page sizes, then vmalloc. */
+KMM_API void *kmm_kvmalloc(size_t size, gfp_t gfp)
+{
+	gfp_t try = size > os_page_size ? gfp | __GFP_NORETRY | __GFP_NOWARN : gfp;
+	void *p;
+
+	if (size > (os_page_size << MAX_PAGE_ORDER))
+		return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+	p = kmm_kmalloc(size, try);
+	if (p || size <= os_page_size)
+		return p;
+	return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+}
+
+KMM_API void kmm_kvfree(const void *p)
+{
+	kmm_kfree(p);
+}

@@ -1,0 +1,141 @@
+/*
+ * slab.h - the slab layer's structures and its inline fast paths, shared by
+ * slub.c and kmalloc.c.
+ *
+ * Per-CPU (or, without rseq, per-thread) state is one pointer per cache:
+ * slot[cpu][cache->index] points to the sheaf that CPU is using for that
+ * cache. Allocation pops from it and free pushes onto it. An empty slot
+ * points to slab_dummy_sheaf, whose size and capacity are 0, so the fast
+ * path never tests for NULL: it finds the dummy "empty" for allocation and
+ * "full" for free, and goes to the slow path. Index 0 belongs to no cache and
+ * always holds the dummy: caches without sheaves (the boot caches, debug
+ * caches) use it, so every one of their operations takes the slow path.
+ */
+#ifndef KMM_SLAB_H_INTERNAL
+#define KMM_SLAB_H_INTERNAL
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <kmm/slab.h>
+
+#include "list.h"
+#include "lock.h"
+#include "rseq.h"
+
+#define SLAB_MAX_CACHES 1024
+#define SLAB_NO_SHEAVES 0
+#define SHEAF_MAX_CAPACITY 64
+#define SLAB_DEBUG_FLAGS (SLAB_POISON | SLAB_RED_ZONE)
+
+struct slab_sheaf {
+	unsigned int size;
+	unsigned int capacity;
+	struct slab_sheaf *next;	/* barn list */
+	void *objects[];
+};
+
+enum slab_mode {
+	SLAB_MODE_OFF,		/* not started: everything takes the slow path */
+	SLAB_MODE_RSEQ,		/* per-CPU slots, restartable sequences */
+	SLAB_MODE_THREAD,	/* per-thread slots */
+};
+
+/* Slabs of one cache on one node. */
+struct kmem_cache_node {
+	struct kmm_lock list_lock;
+	struct list_head partial;	/* slabs with free objects */
+	struct list_head full;		/* slabs without (kept for destroy's report) */
+	unsigned long nr_partial;
+	unsigned long nr_slabs;
+	unsigned long total_objects;
+	unsigned long inuse_objects;
+};
+
+/* Sheaves parked on a node: non-empty ones for allocation, empty for free. */
+struct node_barn {
+	struct kmm_lock lock;
+	struct slab_sheaf *full;
+	struct slab_sheaf *empty;
+	unsigned int nr_full;
+	unsigned int nr_empty;
+	unsigned long full_objects;
+};
+
+struct kmem_cache {
+	uintptr_t cpu_slot0;		/* &slot[0][index] in the per-CPU slot area */
+	unsigned int index;		/* slot index; SLAB_NO_SHEAVES without sheaves */
+	unsigned int object_size;	/* what the user asked for */
+	unsigned int size;		/* stride between objects in a slab */
+	unsigned int align;
+	unsigned int red_left_pad;	/* bytes before the object (SLAB_RED_ZONE) */
+	unsigned int offset;		/* free pointer, from the start of the stride */
+	unsigned int order;
+	unsigned int objects;		/* per slab */
+	unsigned int sheaf_capacity;
+	slab_flags_t flags;
+	void (*ctor)(void *);
+	char name[32];
+	struct list_head list;		/* slab_caches */
+	struct node_barn barn;
+	struct kmem_cache_node node;
+};
+
+extern _Atomic int slab_mode;
+extern struct slab_sheaf slab_dummy_sheaf;
+extern __thread struct slab_sheaf **slab_thread_slots
+	__attribute__((tls_model("initial-exec")));
+
+bool slab_init(void);
+/* kmalloc.c: creates the kmalloc caches during slab_init(). */
+bool kmalloc_init(void);
+void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp);
+void slab_free_slow(struct kmem_cache *s, void *obj);
+struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsigned int align,
+				     slab_flags_t flags, void (*ctor)(void *));
+_Noreturn void slab_bad_free(const void *obj, const char *why);
+
+/*
+ * The acquire load of slab_mode pairs with slab_init()'s release: a thread
+ * that sees the mode on also sees the caches and tables set up before it.
+ */
+
+/* Pops an object from this CPU's (or thread's) sheaf; NULL: take the slow path. */
+static inline void *slab_alloc_fast(struct kmem_cache *s)
+{
+	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
+
+#ifdef KMM_HAVE_RSEQ_OPS
+	if (likely(mode == SLAB_MODE_RSEQ))
+		return rseq_sheaf_pop(s->cpu_slot0);
+#endif
+	if (likely(mode == SLAB_MODE_THREAD)) {
+		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
+
+		if (likely(sheaf->size))
+			return sheaf->objects[--sheaf->size];
+	}
+	return NULL;
+}
+
+/* Pushes obj onto this CPU's (or thread's) sheaf; false: take the slow path. */
+static inline bool slab_free_fast(struct kmem_cache *s, void *obj)
+{
+	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
+
+#ifdef KMM_HAVE_RSEQ_OPS
+	if (likely(mode == SLAB_MODE_RSEQ))
+		return rseq_sheaf_push(s->cpu_slot0, obj);
+#endif
+	if (likely(mode == SLAB_MODE_THREAD)) {
+		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
+
+		if (likely(sheaf->size < sheaf->capacity)) {
+			sheaf->objects[sheaf->size++] = obj;
+			return true;
+		}
+	}
+	return false;
+}
+
+#endif

@@ -1,0 +1,333 @@
+/*
+ * Slab caches through <kmm/slab.h>: object identity and alignment,
+ * constructors, zeroing, bulk calls, shrink, destroy, slabinfo, and the
+ * errors a caller can make. Runs in both per-CPU modes (see meson.build).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kmm/kmm.h>
+
+#include "test.h"
+
+static struct kmm_slabinfo find_cache(const char *name)
+{
+	static struct kmm_slabinfo all[256];
+	int n = kmm_slabinfo(all, 256);
+
+	for (int i = 0; i < n && i < 256; i++) {
+		if (strcmp(all[i].name, name) == 0)
+			return all[i];
+	}
+	test_fail(__FILE__, __LINE__, "cache listed in kmm_slabinfo", name);
+	return all[0];
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define NR_OBJS 20000
+
+static void test_mode(void)
+{
+	const char *want = getenv("KMM_TEST_EXPECT_MODE");
+
+	kfree(kmalloc(1, GFP_KERNEL));
+	printf("per-CPU mode: %s\n", kmm_slab_mode());
+	if (want)
+		CHECK(strcmp(kmm_slab_mode(), want) == 0);
+}
+
+/* Every object is handed out once, aligned, and holds what was written. */
+static void test_objects_unique(void)
+{
+	static void *objs[NR_OBJS];
+	const unsigned int size = 100;
+	struct kmem_cache *s = kmem_cache_create("test-unique", size, 16, 0, NULL);
+
+	CHECK(s != NULL);
+	CHECK_EQ(kmem_cache_size(s), size);
+	for (int i = 0; i < NR_OBJS; i++) {
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+		CHECK(((uintptr_t)objs[i] & 15) == 0);
+		memset(objs[i], i & 0xff, size);
+	}
+	for (int i = 0; i < NR_OBJS; i++) {
+		const unsigned char *c = objs[i];
+
+		CHECK_EQ(c[0], i & 0xff);
+		CHECK_EQ(c[size - 1], i & 0xff);
+	}
+	qsort(objs, NR_OBJS, sizeof(objs[0]), cmp_ptr);
+	for (int i = 1; i < NR_OBJS; i++)
+		CHECK((uintptr_t)objs[i] - (uintptr_t)objs[i - 1] >= size);
+	for (int i = 0; i < NR_OBJS; i++)
+		kmem_cache_free(s, objs[i]);
+	kmem_cache_destroy(s);
+}
+
+static void test_alignment(void)
+{
+	struct kmem_cache *a = kmem_cache_create("test-align256", 40, 256, 0, NULL);
+	struct kmem_cache *h = kmem_cache_create("test-hwcache", 100, 0, SLAB_HWCACHE_ALIGN, NULL);
+	void *p[64], *q[64];
+
+	CHECK(a && h);
+	for (int i = 0; i < 64; i++) {
+		p[i] = kmem_cache_alloc(a, GFP_KERNEL);
+		q[i] = kmem_cache_alloc(h, GFP_KERNEL);
+		CHECK(((uintptr_t)p[i] & 255) == 0);
+		CHECK(((uintptr_t)q[i] & 63) == 0);
+	}
+	for (int i = 0; i < 64; i++) {
+		kmem_cache_free(a, p[i]);
+		kmem_cache_free(h, q[i]);
+	}
+	kmem_cache_destroy(a);
+	kmem_cache_destroy(h);
+}
+
+static int ctor_calls;
+
+struct constructed {
+	unsigned long magic;
+	unsigned long uses;
+};
+
+static void ctor(void *obj)
+{
+	struct constructed *c = obj;
+
+	c->magic = 0xc0ffee;
+	c->uses = 0;
+	__atomic_fetch_add(&ctor_calls, 1, __ATOMIC_RELAXED);
+}
+
+/* The constructor runs when a slab is populated, once per object, not per allocation. */
+static void test_ctor(void)
+{
+	static struct constructed *objs[1000];
+	struct kmem_cache *s = kmem_cache_create("test-ctor", sizeof(struct constructed), 0, 0, ctor);
+	struct kmm_slabinfo info;
+	int calls;
+
+	CHECK(s != NULL);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 1000; i++) {
+			objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+			CHECK_EQ(objs[i]->magic, 0xc0ffee);
+			objs[i]->uses++;
+		}
+		calls = __atomic_load_n(&ctor_calls, __ATOMIC_RELAXED);
+		info = find_cache("test-ctor");
+		CHECK_EQ(calls, info.num_objs);
+		for (int i = 0; i < 1000; i++)
+			kmem_cache_free(s, objs[i]);
+	}
+	/* Rounds 2 and 3 reused constructed objects: no slab was populated again. */
+	CHECK(calls < 3 * 1000);
+	kmem_cache_destroy(s);
+}
+
+static void test_zalloc(void)
+{
+	struct kmem_cache *s = kmem_cache_create("test-zalloc", 300, 0, 0, NULL);
+	unsigned char *p;
+
+	CHECK(s != NULL);
+	for (int i = 0; i < 200; i++) {
+		p = kmem_cache_alloc(s, GFP_KERNEL);
+		memset(p, 0xee, 300);
+		kmem_cache_free(s, p);
+		p = kmem_cache_zalloc(s, GFP_KERNEL);
+		for (int j = 0; j < 300; j++)
+			CHECK_EQ(p[j], 0);
+		kmem_cache_free(s, p);
+	}
+	kmem_cache_destroy(s);
+}
+
+static void test_bulk(void)
+{
+	struct kmem_cache *s = kmem_cache_create("test-bulk", 64, 0, 0, NULL);
+	void *p[500];
+
+	CHECK(s != NULL);
+	CHECK_EQ(kmem_cache_alloc_bulk(s, GFP_KERNEL, 500, p), 500);
+	qsort(p, 500, sizeof(p[0]), cmp_ptr);
+	for (int i = 1; i < 500; i++)
+		CHECK(p[i] != p[i - 1]);
+	kmem_cache_free_bulk(s, 250, p);
+	kmem_cache_free_bulk(NULL, 250, p + 250); /* the cache comes from the objects */
+	kmem_cache_destroy(s);
+}
+
+/* After shrink, a cache whose objects are all freed holds no slab. */
+static void test_shrink_leaves_no_page(void)
+{
+	static void *objs[NR_OBJS];
+	struct kmem_cache *s = kmem_cache_create("test-shrink", 200, 0, 0, NULL);
+	struct kmm_slabinfo info;
+
+	CHECK(s != NULL);
+	for (int i = 0; i < NR_OBJS; i++)
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+	info = find_cache("test-shrink");
+	CHECK(info.num_slabs > 0);
+	CHECK(info.objperslab * info.stride <= info.pagesperslab * PAGE_SIZE);
+	/* The kernel's 1/16 rule for the leftover. */
+	CHECK((info.pagesperslab * PAGE_SIZE - info.objperslab * info.stride) * 16 <=
+	      info.pagesperslab * PAGE_SIZE);
+	CHECK_EQ(info.active_objs, NR_OBJS);
+	for (int i = 0; i < NR_OBJS; i++)
+		kmem_cache_free(s, objs[i]);
+	CHECK_EQ(kmem_cache_shrink(s), 0);
+	info = find_cache("test-shrink");
+	CHECK_EQ(info.num_slabs, 0);
+	CHECK_EQ(info.num_objs, 0);
+	CHECK_EQ(info.active_objs, 0);
+	kmem_cache_destroy(s);
+}
+
+static void test_create_errors(void)
+{
+	errno = 0;
+	CHECK(kmem_cache_create("zero", 0, 0, 0, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(kmem_cache_create("align", 64, 48, 0, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	errno = 0;
+	CHECK(kmem_cache_create(NULL, 64, 0, 0, NULL) == NULL);
+	CHECK_EQ(errno, EINVAL);
+}
+
+static void panic_create(void *arg)
+{
+	(void)arg;
+	kmem_cache_create("doomed", 0, 0, SLAB_PANIC, NULL);
+}
+
+static void destroy_with_objects(void *arg)
+{
+	struct kmem_cache *s = kmem_cache_create("leaky", 48, 0, 0, NULL);
+	void *a = kmem_cache_alloc(s, GFP_KERNEL);
+	void *b = kmem_cache_alloc(s, GFP_KERNEL);
+	void *c = kmem_cache_alloc(s, GFP_KERNEL);
+	char **addr = arg;
+
+	sprintf(addr[0], "%p", b);
+	kmem_cache_free(s, kmem_cache_alloc(s, GFP_KERNEL));
+	kmem_cache_destroy(s);
+	/* The objects stay valid: nothing was freed under them. */
+	memset(a, 1, 48);
+	memset(b, 1, 48);
+	memset(c, 1, 48);
+	exit(0);
+}
+
+static void wrong_cache(void *arg)
+{
+	struct kmem_cache *x = kmem_cache_create("cache-x", 48, 0, 0, NULL);
+	struct kmem_cache *y = kmem_cache_create("cache-y", 48, 0, 0, NULL);
+
+	(void)arg;
+	kmem_cache_free(y, kmem_cache_alloc(x, GFP_KERNEL));
+}
+
+static void foreign_pointer(void *arg)
+{
+	struct kmem_cache *x = kmem_cache_create("cache-x", 48, 0, 0, NULL);
+	static char not_kmm[64];
+
+	(void)arg;
+	kmem_cache_free(x, not_kmm);
+}
+
+static void test_reports(void)
+{
+	static char buf[64];
+	char *addr[1] = { buf };
+	struct child_result res;
+
+	run_in_child(panic_create, NULL, &res);
+	CHECK(res.signaled && res.signal == SIGABRT);
+	CHECK(strstr(res.err, "kmem_cache_create(doomed, 0): cannot create the cache") != NULL);
+
+	run_in_child(destroy_with_objects, addr, &res);
+	CHECK_EQ(res.status, 0);
+	CHECK(strstr(res.err, "BUG leaky: kmem_cache_destroy: the cache still has 3 objects") != NULL);
+
+	run_in_child(wrong_cache, NULL, &res);
+	CHECK(res.signaled && res.signal == SIGABRT);
+	CHECK(strstr(res.err, "kmem_cache_free to cache cache-y, the object belongs to cache-x") != NULL);
+
+	run_in_child(foreign_pointer, NULL, &res);
+	CHECK(res.signaled && res.signal == SIGABRT);
+	CHECK(strstr(res.err, "no slab object") != NULL);
+}
+
+/* The leak report names live objects; run in-process so the address is known. */
+static void test_destroy_report_lists_objects(void)
+{
+	int fds[2], saved;
+	char err[4096] = { 0 };
+	struct kmem_cache *s = kmem_cache_create("listed", 48, 0, 0, NULL);
+	void *obj = kmem_cache_alloc(s, GFP_KERNEL);
+	char expect[64];
+
+	CHECK(pipe(fds) == 0);
+	saved = dup(2);
+	dup2(fds[1], 2);
+	kmem_cache_destroy(s);
+	dup2(saved, 2);
+	close(fds[1]);
+	CHECK(read(fds[0], err, sizeof(err) - 1) > 0);
+	close(fds[0]);
+	sprintf(expect, "object %p still allocated", obj);
+	CHECK(strstr(err, expect) != NULL);
+	kmem_cache_free(s, obj);
+	kmem_cache_destroy(s); /* now empty: really destroyed */
+}
+
+static void test_show_slabinfo(void)
+{
+	int fds[2];
+	char buf[65536] = { 0 };
+	size_t len = 0;
+	ssize_t n;
+
+	CHECK(pipe(fds) == 0);
+	kmm_show_slabinfo(fds[1]);
+	close(fds[1]);
+	while ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fds[0]);
+	CHECK(strncmp(buf, "slabinfo - version: 2.1\n", 24) == 0);
+	CHECK(strstr(buf, "\nkmalloc-64 ") != NULL);
+	CHECK(strstr(buf, "\nkmem_cache ") != NULL);
+}
+
+int main(void)
+{
+	RUN(test_mode);
+	RUN(test_objects_unique);
+	RUN(test_alignment);
+	RUN(test_ctor);
+	RUN(test_zalloc);
+	RUN(test_bulk);
+	RUN(test_shrink_leaves_no_page);
+	RUN(test_create_errors);
+	RUN(test_reports);
+	RUN(test_destroy_report_lists_objects);
+	RUN(test_show_slabinfo);
+	return 0;
+}
