@@ -1,0 +1,250 @@
+/*
+ * The kmalloc family: size classes and their waste, alignment, zeroing,
+ * krealloc in place and by move, page-run and vmalloc sizes, copies,
+ * kvmalloc, and bad kfree reports. Runs in both per-CPU modes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <kmm/kmm.h>
+
+#include "test.h"
+
+#define MiB (1024UL * 1024UL)
+
+static void test_zero_and_null(void)
+{
+	CHECK(kmalloc(0, GFP_KERNEL) == ZERO_SIZE_PTR);
+	kfree(ZERO_SIZE_PTR);
+	kfree(NULL);
+	CHECK_EQ(ksize(ZERO_SIZE_PTR), 0);
+	CHECK_EQ(ksize(NULL), 0);
+}
+
+/* Every size up to 4 pages: usable size, alignment, at most 25% of the block wasted above 24 bytes. */
+static void test_size_classes(void)
+{
+	size_t max = 4 * PAGE_SIZE;
+
+	for (size_t size = 1; size <= max; size += size < 2048 ? 1 : 61) {
+		unsigned char *p = kmalloc(size, GFP_KERNEL);
+		size_t usable;
+
+		CHECK(p != NULL);
+		usable = ksize(p);
+		CHECK(usable >= size);
+		if (size > 24 && (usable - size) * 4 > usable) {
+			fprintf(stderr, "size %zu lands in %zu\n", size, usable);
+			CHECK(!"waste at most 25%");
+		}
+		CHECK(((uintptr_t)p & 7) == 0);
+		if ((size & (size - 1)) == 0)
+			CHECK(((uintptr_t)p & (size - 1)) == 0);
+		p[0] = 1;
+		p[usable - 1] = 2;
+		kfree(p);
+	}
+}
+
+static void test_kzalloc_after_dirty_use(void)
+{
+	for (size_t size = 8; size <= 8192; size *= 2) {
+		unsigned char *p = kmalloc(size, GFP_KERNEL);
+
+		memset(p, 0xff, size);
+		kfree(p);
+		p = kzalloc(size, GFP_KERNEL);
+		for (size_t i = 0; i < size; i++)
+			CHECK_EQ(p[i], 0);
+		kfree(p);
+		p = kcalloc(size / 8, 8, GFP_KERNEL);
+		for (size_t i = 0; i < size; i++)
+			CHECK_EQ(p[i], 0);
+		kfree(p);
+	}
+}
+
+static void test_overflow(void)
+{
+	errno = 0;
+	CHECK(kmalloc_array(SIZE_MAX / 2, 3, GFP_KERNEL) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+	errno = 0;
+	CHECK(kcalloc(SIZE_MAX / 16, 32, GFP_KERNEL) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+	errno = 0;
+	CHECK(kmalloc(SIZE_MAX - 4096, GFP_KERNEL | __GFP_NOWARN) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 7 + seed);
+}
+
+static void check_fill(const unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] != (unsigned char)(i * 7 + seed)) {
+			fprintf(stderr, "byte %zu of %zu\n", i, n);
+			CHECK(!"contents kept");
+		}
+	}
+}
+
+static void test_krealloc(void)
+{
+	unsigned char *p = kmalloc(100, GFP_KERNEL), *q;
+	size_t steps[] = { 110, 500, 3000, 20000, 300000, 6 * MiB, 12 * MiB };
+	size_t have = 100;
+
+	fill(p, 100, 1);
+	/* Within the class: in place. */
+	q = krealloc(p, ksize(p), GFP_KERNEL);
+	CHECK(q == p);
+	/* Growing through slab, page-run and vmalloc sizes keeps the contents. */
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		q = krealloc(p, steps[i], GFP_KERNEL);
+		CHECK(q != NULL);
+		check_fill(q, have, 1);
+		fill(q, steps[i], 1);
+		have = steps[i];
+		p = q;
+	}
+	CHECK(is_vmalloc_addr(p));
+	/* Shrinking keeps the block. */
+	q = krealloc(p, 1000, GFP_KERNEL);
+	CHECK(q == p);
+	check_fill(q, 1000, 1);
+	CHECK(krealloc(q, 0, GFP_KERNEL) == ZERO_SIZE_PTR);
+	p = krealloc(NULL, 64, GFP_KERNEL);
+	CHECK(p != NULL && ksize(p) >= 64);
+	kfree(p);
+}
+
+static void test_large(void)
+{
+	unsigned char *run = kmalloc(100000, GFP_KERNEL);
+	unsigned char *big = kmalloc(8 * MiB, GFP_KERNEL);
+
+	CHECK(run && big);
+	CHECK(!is_vmalloc_addr(run));
+	CHECK(virt_addr_valid(run));
+	CHECK(ksize(run) >= 100000 && ksize(run) < 100000 + PAGE_SIZE);
+	CHECK(is_vmalloc_addr(big));
+	CHECK_EQ(ksize(big), 8 * MiB);
+	fill(run, 100000, 3);
+	fill(big, 8 * MiB, 4);
+	check_fill(run, 100000, 3);
+	check_fill(big, 8 * MiB, 4);
+	kfree(run);
+	kfree(big);
+	CHECK(!is_vmalloc_addr(big));
+}
+
+static void test_copies(void)
+{
+	char *s = kstrdup("hello, kmm", GFP_KERNEL);
+	char *n = kstrndup("hello, kmm", 5, GFP_KERNEL);
+	int data[4] = { 1, 2, 3, 4 };
+	int *d = kmemdup(data, sizeof(data), GFP_KERNEL);
+
+	CHECK(s && strcmp(s, "hello, kmm") == 0);
+	CHECK(n && strcmp(n, "hello") == 0);
+	CHECK(d && memcmp(d, data, sizeof(data)) == 0);
+	CHECK(kstrdup(NULL, GFP_KERNEL) == NULL);
+	kfree(s);
+	kfree(n);
+	kfree(d);
+}
+
+static void test_kfree_sensitive(void)
+{
+	unsigned char *p = kmalloc(256, GFP_KERNEL);
+
+	memset(p, 0x5e, 256);
+	kfree_sensitive(p);
+	/* The object now sits in a sheaf; its bytes past the first word were cleared. */
+	for (int i = 8; i < 256; i++)
+		CHECK_EQ(p[i], 0);
+}
+
+static void test_kvmalloc(void)
+{
+	void *small = kvmalloc(1000, GFP_KERNEL);
+	void *big = kvzalloc(16 * MiB, GFP_KERNEL);
+
+	CHECK(small && !is_vmalloc_addr(small));
+	CHECK(big && is_vmalloc_addr(big));
+	CHECK_EQ(((unsigned char *)big)[16 * MiB - 1], 0);
+	kvfree(small);
+	kvfree(big);
+}
+
+static void kfree_foreign(void *arg)
+{
+	static char not_kmm[64];
+
+	sprintf(arg, "%p", (void *)not_kmm);
+	kfree(not_kmm);
+}
+
+static void kfree_inside_run(void *arg)
+{
+	char *p = kmalloc(100000, GFP_KERNEL);
+
+	sprintf(arg, "%p", (void *)(p + PAGE_SIZE));
+	kfree(p + PAGE_SIZE);
+}
+
+static void kfree_twice_run(void *arg)
+{
+	char *p = kmalloc(100000, GFP_KERNEL);
+
+	sprintf(arg, "%p", (void *)p);
+	kfree(p);
+	kfree(p);
+}
+
+static void test_bad_kfree(void)
+{
+	static const struct {
+		void (*fn)(void *);
+		const char *expect;
+	} cases[] = {
+		{ kfree_foreign, "kfree of an address kmm never gave out" },
+		{ kfree_inside_run, "not the start of an allocation" },
+		{ kfree_twice_run, "not the start of an allocation" },
+	};
+	char *addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct child_result res;
+
+		run_in_child(cases[i].fn, addr, &res);
+		if (!res.signaled || res.signal != SIGABRT || !strstr(res.err, cases[i].expect) ||
+		    !strstr(res.err, addr)) {
+			fprintf(stderr, "case %zu: signal %d, stderr:\n%s\n", i, res.signal, res.err);
+			CHECK(!"bad kfree reported");
+		}
+	}
+}
+
+int main(void)
+{
+	RUN(test_zero_and_null);
+	RUN(test_size_classes);
+	RUN(test_kzalloc_after_dirty_use);
+	RUN(test_overflow);
+	RUN(test_krealloc);
+	RUN(test_large);
+	RUN(test_copies);
+	RUN(test_kfree_sensitive);
+	RUN(test_kvmalloc);
+	RUN(test_bad_kfree);
+	return 0;
+}

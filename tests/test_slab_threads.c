@@ -1,0 +1,185 @@
+/*
+ * Producers allocate, consumers on other threads check and free: every free
+ * is remote. Plus thread churn: thousands of short-lived threads must not
+ * grow memory without bound. Runs under ThreadSanitizer, in both modes.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include <kmm/kmm.h>
+
+#include "test.h"
+
+#define QUEUE 1024
+#define PRODUCERS 2
+#define CONSUMERS 2
+
+struct item {
+	size_t size;
+	unsigned long seq;
+	bool from_cache;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t not_empty, not_full;
+	struct item *slots[QUEUE];
+	size_t head, tail, count;
+	int producers_left;
+} q = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+	{ 0 }, 0, 0, 0, PRODUCERS };
+
+static struct kmem_cache *item_cache;
+static int per_producer;
+
+static void push(struct item *it)
+{
+	pthread_mutex_lock(&q.lock);
+	while (q.count == QUEUE)
+		pthread_cond_wait(&q.not_full, &q.lock);
+	q.slots[q.tail] = it;
+	q.tail = (q.tail + 1) % QUEUE;
+	q.count++;
+	pthread_cond_signal(&q.not_empty);
+	pthread_mutex_unlock(&q.lock);
+}
+
+static struct item *pop(void)
+{
+	struct item *it = NULL;
+
+	pthread_mutex_lock(&q.lock);
+	while (q.count == 0 && q.producers_left)
+		pthread_cond_wait(&q.not_empty, &q.lock);
+	if (q.count) {
+		it = q.slots[q.head];
+		q.head = (q.head + 1) % QUEUE;
+		q.count--;
+		pthread_cond_signal(&q.not_full);
+	}
+	pthread_mutex_unlock(&q.lock);
+	return it;
+}
+
+static unsigned char pattern(const struct item *it, size_t i)
+{
+	return (unsigned char)(it->seq * 31 + i);
+}
+
+static void *producer(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 977 + 1;
+
+	for (int i = 0; i < per_producer; i++) {
+		bool from_cache = test_rand(&seed) % 4 == 0;
+		size_t size = from_cache ? 128 : sizeof(struct item) + test_rand(&seed) % 2000;
+		struct item *it = from_cache ? kmem_cache_alloc(item_cache, GFP_KERNEL)
+					     : kmalloc(size, GFP_KERNEL);
+		unsigned char *bytes = (unsigned char *)it;
+
+		CHECK(it != NULL);
+		it->size = size;
+		it->seq = ((uintptr_t)arg << 32) | (unsigned long)i;
+		it->from_cache = from_cache;
+		for (size_t b = sizeof(*it); b < size; b++)
+			bytes[b] = pattern(it, b);
+		push(it);
+	}
+	pthread_mutex_lock(&q.lock);
+	q.producers_left--;
+	pthread_cond_broadcast(&q.not_empty);
+	pthread_mutex_unlock(&q.lock);
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	struct item *it;
+
+	(void)arg;
+	while ((it = pop())) {
+		const unsigned char *bytes = (const unsigned char *)it;
+
+		for (size_t b = sizeof(*it); b < it->size; b++)
+			CHECK_EQ(bytes[b], pattern(it, b));
+		if (it->from_cache)
+			kmem_cache_free(item_cache, it);
+		else
+			kfree(it);
+	}
+	return NULL;
+}
+
+static struct kmm_slabinfo cache_info(const char *name)
+{
+	static struct kmm_slabinfo all[128];
+	int n = kmm_slabinfo(all, 128);
+
+	for (int i = 0; i < n && i < 128; i++) {
+		if (strcmp(all[i].name, name) == 0)
+			return all[i];
+	}
+	CHECK(!"cache found");
+	return all[0];
+}
+
+static void test_producer_consumer(void)
+{
+	pthread_t p[PRODUCERS], c[CONSUMERS];
+	struct kmm_slabinfo info;
+
+	per_producer = test_sanitized() ? 20000 : 100000;
+	item_cache = kmem_cache_create("pc-items", 128, 0, 0, NULL);
+	CHECK(item_cache != NULL);
+	for (int i = 0; i < CONSUMERS; i++)
+		CHECK(pthread_create(&c[i], NULL, consumer, NULL) == 0);
+	for (int i = 0; i < PRODUCERS; i++)
+		CHECK(pthread_create(&p[i], NULL, producer, (void *)(uintptr_t)(i + 1)) == 0);
+	for (int i = 0; i < PRODUCERS; i++)
+		pthread_join(p[i], NULL);
+	for (int i = 0; i < CONSUMERS; i++)
+		pthread_join(c[i], NULL);
+	/* Everything was freed: shrink gives every slab back. */
+	kmem_cache_shrink(item_cache);
+	info = cache_info("pc-items");
+	CHECK_EQ(info.active_objs, 0);
+	CHECK_EQ(info.num_slabs, 0);
+	kmem_cache_destroy(item_cache);
+}
+
+static void *short_lived(void *arg)
+{
+	void *p[32];
+
+	(void)arg;
+	for (int i = 0; i < 32; i++)
+		p[i] = kmalloc(64 + i * 16, GFP_KERNEL);
+	for (int i = 0; i < 32; i++)
+		kfree(p[i]);
+	return NULL;
+}
+
+/* Cached objects go back when a thread exits: memory stays bounded. */
+static void test_thread_churn(void)
+{
+	int rounds = test_sanitized() ? 300 : 3000;
+	unsigned long after_warmup = 0;
+
+	for (int i = 0; i < rounds; i++) {
+		pthread_t t;
+
+		CHECK(pthread_create(&t, NULL, short_lived, NULL) == 0);
+		pthread_join(t, NULL);
+		if (i == 50)
+			after_warmup = cache_info("kmalloc-64").num_objs;
+	}
+	CHECK(cache_info("kmalloc-64").num_objs <= after_warmup + 64 * 4);
+}
+
+int main(void)
+{
+	RUN(test_producer_consumer);
+	RUN(test_thread_churn);
+	return 0;
+}
