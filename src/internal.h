@@ -42,6 +42,21 @@ static inline void cpu_relax(void)
 }
 
 /*
+ * ThreadSanitizer cannot see the ordering restartable sequences give (two
+ * threads on one CPU never overlap inside one), so hand-offs through per-CPU
+ * slots are annotated: the giver releases, the taker acquires.
+ */
+#ifdef __SANITIZE_THREAD__
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define tsan_acquire(p) __tsan_acquire((void *)(p))
+#define tsan_release(p) __tsan_release((void *)(p))
+#else
+#define tsan_acquire(p) ((void)(p))
+#define tsan_release(p) ((void)(p))
+#endif
+
+/*
  * kmm_report() formats a line (a subset of printf: %s %c %d %u %x %p %%,
  * with the 'l' and 'z' length modifiers, the '#' flag and a field width)
  * prefixed with "kmm: " and writes it to stderr.

@@ -19,6 +19,8 @@
 
 #include <kmm/slab.h>
 
+#include "internal.h"
+
 #include "list.h"
 #include "lock.h"
 #include "rseq.h"
@@ -106,8 +108,12 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
 
 #ifdef KMM_HAVE_RSEQ_OPS
-	if (likely(mode == SLAB_MODE_RSEQ))
-		return rseq_sheaf_pop(s->cpu_slot0);
+	if (likely(mode == SLAB_MODE_RSEQ)) {
+		void *obj = rseq_sheaf_pop(s->cpu_slot0);
+
+		tsan_acquire(obj);
+		return obj;
+	}
 #endif
 	if (likely(mode == SLAB_MODE_THREAD)) {
 		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
@@ -124,8 +130,10 @@ static inline bool slab_free_fast(struct kmem_cache *s, void *obj)
 	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
 
 #ifdef KMM_HAVE_RSEQ_OPS
-	if (likely(mode == SLAB_MODE_RSEQ))
+	if (likely(mode == SLAB_MODE_RSEQ)) {
+		tsan_release(obj);
 		return rseq_sheaf_push(s->cpu_slot0, obj);
+	}
 #endif
 	if (likely(mode == SLAB_MODE_THREAD)) {
 		struct slab_sheaf *sheaf = slab_thread_slots[s->index];

@@ -458,8 +458,12 @@ static void node_flush_sheaf(struct kmem_cache *s, struct slab_sheaf *sheaf, boo
 
 	INIT_LIST_HEAD(&discard);
 	kmm_lock(&n->list_lock);
-	while (sheaf->size)
-		put_object(s, n, sheaf->objects[--sheaf->size], &discard, shrink);
+	while (sheaf->size) {
+		void *obj = sheaf->objects[--sheaf->size];
+
+		tsan_acquire(obj);
+		put_object(s, n, obj, &discard, shrink);
+	}
 	kmm_unlock(&n->list_lock);
 	discard_all(s, &discard);
 }
@@ -649,8 +653,13 @@ static bool replace_slot(struct slab_sheaf **slot, unsigned int cpu, struct slab
 			 struct slab_sheaf *newv)
 {
 #ifdef KMM_HAVE_RSEQ_OPS
-	if (atomic_load_explicit(&slab_mode, memory_order_relaxed) == SLAB_MODE_RSEQ)
-		return rseq_slot_replace((void **)slot, cpu, expect, newv);
+	if (atomic_load_explicit(&slab_mode, memory_order_relaxed) == SLAB_MODE_RSEQ) {
+		tsan_release(slot);
+		if (!rseq_slot_replace((void **)slot, cpu, expect, newv))
+			return false;
+		tsan_acquire(slot);
+		return true;
+	}
 #endif
 	(void)cpu;
 	if (*slot != expect)
@@ -757,7 +766,9 @@ static void flush_cpu_slot(struct kmem_cache *s, unsigned int cpu)
 			return;
 		if (rseq_cpu_start() != cpu)
 			return;
+		tsan_release(slot);
 		if (rseq_slot_replace((void **)slot, cpu, cur, &slab_dummy_sheaf)) {
+			tsan_acquire(slot);
 			node_flush_sheaf(s, cur, true);
 			sheaf_free(cur);
 			return;

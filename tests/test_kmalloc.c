@@ -14,6 +14,8 @@
 #include "test.h"
 
 #define MiB (1024UL * 1024UL)
+/* Above the largest buddy block, kmalloc hands over to vmalloc. */
+#define MAX_BLOCK (PAGE_SIZE << MAX_PAGE_ORDER)
 
 static void test_zero_and_null(void)
 {
@@ -99,7 +101,7 @@ static void check_fill(const unsigned char *p, size_t n, unsigned seed)
 static void test_krealloc(void)
 {
 	unsigned char *p = kmalloc(100, GFP_KERNEL), *q;
-	size_t steps[] = { 110, 500, 3000, 20000, 300000, 6 * MiB, 12 * MiB };
+	size_t steps[] = { 110, 500, 3000, 20000, 300000, MAX_BLOCK + MiB, 2 * MAX_BLOCK };
 	size_t have = 100;
 
 	fill(p, 100, 1);
@@ -129,18 +131,19 @@ static void test_krealloc(void)
 static void test_large(void)
 {
 	unsigned char *run = kmalloc(100000, GFP_KERNEL);
-	unsigned char *big = kmalloc(8 * MiB, GFP_KERNEL);
+	size_t big_size = 2 * MAX_BLOCK;
+	unsigned char *big = kmalloc(big_size, GFP_KERNEL);
 
 	CHECK(run && big);
 	CHECK(!is_vmalloc_addr(run));
 	CHECK(virt_addr_valid(run));
 	CHECK(ksize(run) >= 100000 && ksize(run) < 100000 + PAGE_SIZE);
 	CHECK(is_vmalloc_addr(big));
-	CHECK_EQ(ksize(big), 8 * MiB);
+	CHECK_EQ(ksize(big), big_size);
 	fill(run, 100000, 3);
-	fill(big, 8 * MiB, 4);
+	fill(big, big_size, 4);
 	check_fill(run, 100000, 3);
-	check_fill(big, 8 * MiB, 4);
+	check_fill(big, big_size, 4);
 	kfree(run);
 	kfree(big);
 	CHECK(!is_vmalloc_addr(big));
@@ -176,11 +179,11 @@ static void test_kfree_sensitive(void)
 static void test_kvmalloc(void)
 {
 	void *small = kvmalloc(1000, GFP_KERNEL);
-	void *big = kvzalloc(16 * MiB, GFP_KERNEL);
+	void *big = kvzalloc(2 * MAX_BLOCK, GFP_KERNEL);
 
 	CHECK(small && !is_vmalloc_addr(small));
 	CHECK(big && is_vmalloc_addr(big));
-	CHECK_EQ(((unsigned char *)big)[16 * MiB - 1], 0);
+	CHECK_EQ(((unsigned char *)big)[2 * MAX_BLOCK - 1], 0);
 	kvfree(small);
 	kvfree(big);
 }

@@ -17,7 +17,7 @@
 
 struct item {
 	size_t size;
-	unsigned long seq;
+	uint64_t seq;
 	bool from_cache;
 };
 
@@ -80,7 +80,7 @@ static void *producer(void *arg)
 
 		CHECK(it != NULL);
 		it->size = size;
-		it->seq = ((uintptr_t)arg << 32) | (unsigned long)i;
+		it->seq = ((uint64_t)(uintptr_t)arg << 32) | (uint64_t)i;
 		it->from_cache = from_cache;
 		for (size_t b = sizeof(*it); b < size; b++)
 			bytes[b] = pattern(it, b);

@@ -95,6 +95,8 @@ static void touch_past_end(void *arg)
 	size_t first = t->mode == 0 ? t->size : t->mode == 1 ? PAGE_SIZE : 4 * t->size;
 	unsigned char *p = vmalloc(first);
 
+	signal(SIGSEGV, SIG_DFL); /* sanitizers catch it otherwise */
+
 	if (t->mode)
 		p = vrealloc(p, t->size, GFP_KERNEL);
 	p[t->size - 1] = 1;	/* fine */
