@@ -56,6 +56,8 @@ void __tsan_release(void *addr);
 #define tsan_release(p) ((void)(p))
 #endif
 
+#pragma GCC visibility push(hidden)
+
 /*
  * kmm_report() formats a line (a subset of printf: %s %c %d %u %x %p %%,
  * with the 'l' and 'z' length modifiers, the '#' flag and a field width)
@@ -75,5 +77,7 @@ _Noreturn void kmm_bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 
 /* Monotonic milliseconds, cheap (coarse clock, vDSO). */
 unsigned long kmm_now_ms(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -32,7 +32,9 @@ static unsigned int kmalloc_sizes[KMALLOC_MAX_CLASSES];
 static unsigned int nr_kmalloc_classes;
 static size_t kmalloc_max_cache_size;
 /* kmalloc_table[(size + 7) / 8]: the cache for sizes up to 1024. */
-static struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
+static struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1] = {
+	[0 ... KMALLOC_TABLE_MAX / 8] = &slab_unready_cache
+};
 
 /* The class index of size (1 <= size <= kmalloc_max_cache_size). */
 static unsigned int size_to_class(size_t size)
@@ -151,8 +153,10 @@ KMM_API void *kmm_kmalloc_array(size_t n, size_t size, gfp_t gfp)
  * Free and size
  */
 
-static void __attribute__((noinline)) kfree_slow(const void *p, struct page *page)
+static void __attribute__((noinline)) kfree_slow(const void *p)
 {
+	struct page *page = addr_to_page(p);
+
 	if (ZERO_OR_NULL_PTR(p))
 		return;
 	if (page) {
@@ -184,7 +188,7 @@ KMM_API void kmm_kfree(const void *p)
 			return;
 		}
 	}
-	kfree_slow(p, page);
+	kfree_slow(p);
 }
 
 KMM_API size_t kmm_ksize(const void *p)

@@ -15,6 +15,8 @@
 
 #include "internal.h"
 
+#pragma GCC visibility push(hidden)
+
 struct kmm_lock {
 	atomic_int state;
 };
@@ -58,5 +60,7 @@ static inline void kmm_lock_reset(struct kmm_lock *lock)
 {
 	atomic_store_explicit(&lock->state, 0, memory_order_relaxed);
 }
+
+#pragma GCC visibility pop
 
 #endif

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)
+
 /* Set by os_init(); read-only afterwards. */
 extern size_t os_page_size;
 extern unsigned int os_page_shift;
@@ -40,5 +42,7 @@ void *os_remap(void *addr, size_t old_size, size_t new_size);
 
 /* Asks for transparent huge pages where the kernel has them. */
 void os_advise_huge(void *addr, size_t size);
+
+#pragma GCC visibility pop
 
 #endif

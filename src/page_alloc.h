@@ -13,6 +13,8 @@
 
 #include "list.h"
 
+#pragma GCC visibility push(hidden)
+
 /*
  * struct page flags. A block of 2^order pages is described by its first
  * page (the head); the other pages of a block have no flags.
@@ -124,5 +126,7 @@ static inline void set_page_flags(struct page *page, unsigned long flags)
 {
 	atomic_store_explicit(&page->flags, flags, memory_order_relaxed);
 }
+
+#pragma GCC visibility pop
 
 #endif

@@ -17,6 +17,8 @@
 
 #include "internal.h"
 
+#pragma GCC visibility push(hidden)
+
 static inline struct rseq *rseq_area(void)
 {
 	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
@@ -35,7 +37,6 @@ static inline unsigned int kmm_current_cpu(void)
 	return cpu < 0 ? 0 : (unsigned int)cpu;
 }
 
-#endif
 
 /*
  * Restartable sequences over per-CPU slot arrays (the slab layer's
@@ -52,6 +53,9 @@ static inline unsigned int kmm_current_cpu(void)
 #if defined(__x86_64__)
 #define KMM_HAVE_RSEQ_OPS 1
 #define SLOT_STRIDE_SHIFT 13
+
+/* __rseq_offset, copied at start-up: one load instead of two through the GOT. */
+extern ptrdiff_t kmm_rseq_offset;
 
 /* The critical-section descriptor and the signed abort handler. */
 #define RSEQ_CS_TABLE                                                   \
@@ -72,8 +76,8 @@ static inline unsigned int kmm_current_cpu(void)
 	"jmp %l[restart]\n\t"                                           \
 	".popsection\n\t"
 
-/* Pops the top object of this CPU's sheaf; NULL if it is empty. */
-static inline void *rseq_sheaf_pop(uintptr_t slot0)
+/* Pops the top object of this CPU's sheaf into *objp; false if it is empty. */
+static inline bool rseq_sheaf_pop(uintptr_t slot0, void **objp)
 {
 	void *obj;
 
@@ -92,12 +96,13 @@ restart:
 		     "2:\n\t"
 		     RSEQ_ABORT_HANDLER
 		     : [obj] "=r"(obj)
-		     : [off] "r"(__rseq_offset), [slot0] "r"(slot0)
+		     : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0)
 		     : "rax", "rcx", "rdx", "memory", "cc"
 		     : restart, empty);
-	return obj;
+	*objp = obj;
+	return true;
 empty:
-	return NULL;
+	return false;
 }
 
 /* Pushes obj onto this CPU's sheaf; false if it is full. */
@@ -118,7 +123,7 @@ restart:
 		     "2:\n\t"
 		     RSEQ_ABORT_HANDLER
 		     :
-		     : [off] "r"(__rseq_offset), [slot0] "r"(slot0), [obj] "r"(obj)
+		     : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0), [obj] "r"(obj)
 		     : "rax", "rcx", "rdx", "memory", "cc"
 		     : restart, full);
 	return true;
@@ -143,7 +148,7 @@ restart:
 		     "2:\n\t"
 		     RSEQ_ABORT_HANDLER
 		     :
-		     : [off] "r"(__rseq_offset), [slot] "r"(slot), [cpu] "r"(cpu),
+		     : [off] "r"(kmm_rseq_offset), [slot] "r"(slot), [cpu] "r"(cpu),
 		       [expect] "r"(expect), [newv] "r"(newv)
 		     : "rax", "memory", "cc"
 		     : restart, fail);
@@ -157,4 +162,8 @@ static inline unsigned int rseq_cpu_start(void)
 {
 	return __atomic_load_n(&rseq_area()->cpu_id_start, __ATOMIC_RELAXED);
 }
+#endif
+
+#pragma GCC visibility pop
+
 #endif

@@ -25,6 +25,8 @@
 #include "lock.h"
 #include "rseq.h"
 
+#pragma GCC visibility push(hidden)
+
 #define SLAB_MAX_CACHES 1024
 #define SLAB_NO_SHEAVES 0
 #define SHEAF_MAX_CAPACITY 64
@@ -85,6 +87,8 @@ struct kmem_cache {
 
 extern _Atomic int slab_mode;
 extern struct slab_sheaf slab_dummy_sheaf;
+/* A cache with no sheaves, for tables that must point somewhere before start-up. */
+extern struct kmem_cache slab_unready_cache;
 extern __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec")));
 
@@ -109,19 +113,31 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 
 #ifdef KMM_HAVE_RSEQ_OPS
 	if (likely(mode == SLAB_MODE_RSEQ)) {
-		void *obj = rseq_sheaf_pop(s->cpu_slot0);
+		void *obj;
 
+		if (!rseq_sheaf_pop(s->cpu_slot0, &obj))
+			return NULL;
+		/* Sheaves never hold NULL: lets callers drop their NULL test. */
+		if (!obj)
+			__builtin_unreachable();
 		tsan_acquire(obj);
 		return obj;
 	}
+#else
+	(void)mode;
 #endif
-	if (likely(mode == SLAB_MODE_THREAD)) {
+	/* Per-thread mode, and before start-up, when every slot is the dummy. */
+	{
 		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
+		void *obj;
 
-		if (likely(sheaf->size))
-			return sheaf->objects[--sheaf->size];
+		if (!likely(sheaf->size))
+			return NULL;
+		obj = sheaf->objects[--sheaf->size];
+		if (!obj)
+			__builtin_unreachable();
+		return obj;
 	}
-	return NULL;
 }
 
 /* Pushes obj onto this CPU's (or thread's) sheaf; false: take the slow path. */
@@ -134,16 +150,19 @@ static inline bool slab_free_fast(struct kmem_cache *s, void *obj)
 		tsan_release(obj);
 		return rseq_sheaf_push(s->cpu_slot0, obj);
 	}
+#else
+	(void)mode;
 #endif
-	if (likely(mode == SLAB_MODE_THREAD)) {
+	{
 		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
 
-		if (likely(sheaf->size < sheaf->capacity)) {
-			sheaf->objects[sheaf->size++] = obj;
-			return true;
-		}
+		if (!likely(sheaf->size < sheaf->capacity))
+			return false;
+		sheaf->objects[sheaf->size++] = obj;
+		return true;
 	}
-	return false;
 }
+
+#pragma GCC visibility pop
 
 #endif

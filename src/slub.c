@@ -52,8 +52,14 @@
 #define RED_ACTIVE 0xcc
 
 _Atomic int slab_mode;
+#ifdef KMM_HAVE_RSEQ_OPS
+ptrdiff_t kmm_rseq_offset;
+#endif
 struct slab_sheaf slab_dummy_sheaf;
-static struct slab_sheaf *dummy_slots[SLAB_MAX_CACHES];
+static struct slab_sheaf *dummy_slots[SLAB_MAX_CACHES] = {
+	[0 ... SLAB_MAX_CACHES - 1] = &slab_dummy_sheaf
+};
+struct kmem_cache slab_unready_cache = { .index = SLAB_NO_SHEAVES };
 __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec"))) = dummy_slots;
 
@@ -929,9 +935,10 @@ static bool slab_setup(void)
 
 	if (!page_alloc_init())
 		return false;
-	for (unsigned int i = 0; i < SLAB_MAX_CACHES; i++)
-		dummy_slots[i] = &slab_dummy_sheaf;
 	if (mode == SLAB_MODE_RSEQ) {
+#ifdef KMM_HAVE_RSEQ_OPS
+		kmm_rseq_offset = __rseq_offset;
+#endif
 		nr_slot_cpus = topology_nr_possible_cpus();
 		percpu_slots = os_map((size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
 		if (!percpu_slots)

@@ -5,6 +5,10 @@
 #ifndef KMM_TOPOLOGY_H
 #define KMM_TOPOLOGY_H
 
+#pragma GCC visibility push(hidden)
+
 unsigned int topology_nr_possible_cpus(void);
+
+#pragma GCC visibility pop
 
 #endif
