@@ -451,8 +451,13 @@ static bool node_fill_sheaf(struct kmem_cache *s, struct slab_sheaf *sheaf, gfp_
 	struct kmem_cache_node *n = &s->node;
 
 	node_lock(n, gfp);
-	while (sheaf->size < sheaf->capacity && node_ensure_partial(s, n, gfp))
-		sheaf->objects[sheaf->size++] = take_object(s, n);
+	while (sheaf->size < sheaf->capacity && node_ensure_partial(s, n, gfp)) {
+		void *obj = take_object(s, n);
+
+		/* Every object entering a sheaf is released, as the push path does. */
+		tsan_release(obj);
+		sheaf->objects[sheaf->size++] = obj;
+	}
 	kmm_unlock(&n->list_lock);
 	return sheaf->size > 0;
 }
