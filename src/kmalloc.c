@@ -15,12 +15,14 @@
 #include <errno.h>
 #include <string.h>
 
+#include <kmm/mmzone.h>
 #include <kmm/slab.h>
 #include <kmm/vmalloc.h>
 
 #include "internal.h"
 #include "os.h"
 #include "page_alloc.h"
+#include "kmalloc.h"
 #include "slab.h"
 #include "vmalloc.h"
 
@@ -32,7 +34,7 @@ static unsigned int kmalloc_sizes[KMALLOC_MAX_CLASSES];
 static unsigned int nr_kmalloc_classes;
 static size_t kmalloc_max_cache_size;
 /* kmalloc_table[(size + 7) / 8]: the cache for sizes up to 1024. */
-static struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1] = {
+struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1] = {
 	[0 ... KMALLOC_TABLE_MAX / 8] = &slab_unready_cache
 };
 
@@ -93,7 +95,7 @@ static void *kmalloc_large(size_t size, gfp_t gfp)
 	struct page *page;
 
 	if (size > (os_page_size << MAX_PAGE_ORDER))
-		return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+		return vmalloc_caller(size, gfp, 0, __builtin_return_address(0));
 	p = kmm_alloc_pages_exact(size, gfp);
 	if (!p)
 		return NULL;
@@ -103,7 +105,7 @@ static void *kmalloc_large(size_t size, gfp_t gfp)
 	return p;
 }
 
-static void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
+void *kmalloc_slow(size_t size, gfp_t gfp)
 {
 	void *obj;
 
@@ -130,7 +132,7 @@ static void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
 KMM_API void *kmm_kmalloc(size_t size, gfp_t gfp)
 {
 	if (likely(size - 1 < KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO))) {
-		void *obj = slab_alloc_fast(kmalloc_table[(size + 7) >> 3]);
+		void *obj = kmalloc_fast(size);
 
 		if (likely(obj))
 			return obj;
@@ -153,45 +155,40 @@ KMM_API void *kmm_kmalloc_array(size_t n, size_t size, gfp_t gfp)
  * Free and size
  */
 
-static void __attribute__((noinline)) kfree_slow(const void *p)
+/* Everything but a slab object whose free fits this CPU's sheaf. */
+void kfree_slow(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
 
-	if (ZERO_OR_NULL_PTR(p))
+	if (ZERO_OR_NULL_PTR(p) && !page)
 		return;
 	if (page) {
+		if (page->slab_cache) {
+			slab_free_slow(page->slab_cache, (void *)p);
+			return;
+		}
 		if ((page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p) {
 			kmm_free_pages_exact((void *)p, page->private);
 			return;
 		}
-		slab_bad_free(p, "kfree of memory that is not the start of an allocation "
-				 "(double free, or a pointer into an object)");
+		kmm_bug("BUG: %s(%p): not the start of an allocation "
+			"(double free, or a pointer into an object)", who, p);
 	}
 	if (vmalloc_size(p)) {
 		kmm_vfree(p);
 		return;
 	}
-	slab_bad_free(p, "kfree of an address kmm never gave out");
+	kmm_bug("BUG: %s(%p): invalid pointer: kmm never gave out this address", who, p);
 }
 
 KMM_API void kmm_kfree(const void *p)
 {
-	struct page *page = addr_to_page(p);
-
-	if (likely(page)) {
-		struct kmem_cache *s = page->slab_cache;
-
-		if (likely(s)) {
-			if (likely(slab_free_fast(s, (void *)p)))
-				return;
-			slab_free_slow(s, (void *)p);
-			return;
-		}
-	}
-	kfree_slow(p);
+	if (likely(kfree_fast(p)))
+		return;
+	kfree_slow(p, "kfree");
 }
 
-KMM_API size_t kmm_ksize(const void *p)
+size_t kmalloc_usable_size(const void *p, const char *who)
 {
 	struct page *page;
 	size_t size;
@@ -205,8 +202,43 @@ KMM_API size_t kmm_ksize(const void *p)
 		return page->private;
 	size = page ? 0 : vmalloc_size(p);
 	if (!size)
-		slab_bad_free(p, "ksize of an address that is not a kmalloc allocation");
+		kmm_bug("BUG: %s(%p): invalid pointer: not an allocation kmm gave out", who, p);
 	return size;
+}
+
+KMM_API size_t kmm_ksize(const void *p)
+{
+	return kmalloc_usable_size(p, "ksize");
+}
+
+/*
+ * size bytes aligned to align (a power of two). Power-of-two kmalloc classes
+ * are naturally aligned, and page runs are aligned to their order.
+ */
+void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp)
+{
+	size_t want = size > align ? size : align;
+
+	if (want <= kmalloc_max_cache_size) {
+		size_t pow2 = 16;
+
+		while (pow2 < want)
+			pow2 <<= 1;
+		return kmalloc_slow(pow2, gfp);
+	}
+	if (!slab_init())
+		return NULL;
+	if (want <= (os_page_size << MAX_PAGE_ORDER))
+		return kmalloc_large(want, gfp);
+	return vmalloc_caller(want, gfp, align, __builtin_return_address(0));
+}
+
+/* Shrinks every kmalloc cache, then gives free pages back: malloc_trim(). */
+unsigned long kmalloc_trim(void)
+{
+	for (unsigned int i = 0; i < nr_kmalloc_classes; i++)
+		kmm_kmem_cache_shrink(kmalloc_caches[i]);
+	return kmm_page_reclaim();
 }
 
 KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)
@@ -286,11 +318,11 @@ KMM_API void *kmm_kvmalloc(size_t size, gfp_t gfp)
 	void *p;
 
 	if (size > (os_page_size << MAX_PAGE_ORDER))
-		return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+		return vmalloc_caller(size, gfp, 0, __builtin_return_address(0));
 	p = kmm_kmalloc(size, try);
 	if (p || size <= os_page_size)
 		return p;
-	return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+	return vmalloc_caller(size, gfp, 0, __builtin_return_address(0));
 }
 
 KMM_API void kmm_kvfree(const void *p)

@@ -34,6 +34,7 @@
 
 #include <kmm/mmzone.h>
 
+#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "os.h"
@@ -537,8 +538,13 @@ KMM_API void kmm_drain_all_pages(void)
  * Start-up and fork
  */
 
+static bool fork_locked;	/* this fork's prepare handler took the locks */
+
 static void atfork_prepare(void)
 {
+	fork_locked = fork_prepare_begin();
+	if (!fork_locked)
+		return;
 	kmm_lock(&init_lock);
 	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
 		kmm_lock(&pcp_array[cpu].lock);
@@ -547,15 +553,20 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+	if (!fork_locked)
+		return;
 	kmm_unlock(&zone.lock);
 	for (unsigned int cpu = nr_pcp; cpu-- > 0;)
 		kmm_unlock(&pcp_array[cpu].lock);
 	kmm_unlock(&init_lock);
+	fork_parent_end();
 }
 
 /* The child has one thread: the one that forked, holding every lock. */
 static void atfork_child(void)
 {
+	if (!fork_locked)
+		return;
 	kmm_lock_reset(&zone.lock);
 	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
 		kmm_lock_reset(&pcp_array[cpu].lock);

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fork.h"
 #include "internal.h"
 #include "os.h"
 #include "page_alloc.h"
@@ -886,8 +887,13 @@ static void init_cache_struct(struct kmem_cache *s, const char *name, unsigned i
 	s->cpu_slot0 = (uintptr_t)percpu_slots;
 }
 
+static bool fork_locked;	/* this fork's prepare handler took the locks */
+
 static void atfork_prepare(void)
 {
+	fork_locked = fork_prepare_begin();
+	if (!fork_locked)
+		return;
 	kmm_lock(&slab_init_lock);
 	kmm_lock(&slab_mutex);
 	for (struct list_head *e = slab_caches.next; e != &slab_caches; e = e->next) {
@@ -900,6 +906,8 @@ static void atfork_prepare(void)
 
 static void atfork_parent(void)
 {
+	if (!fork_locked)
+		return;
 	for (struct list_head *e = slab_caches.prev; e != &slab_caches; e = e->prev) {
 		struct kmem_cache *s = list_entry(e, struct kmem_cache, list);
 
@@ -908,10 +916,13 @@ static void atfork_parent(void)
 	}
 	kmm_unlock(&slab_mutex);
 	kmm_unlock(&slab_init_lock);
+	fork_parent_end();
 }
 
 static void atfork_child(void)
 {
+	if (!fork_locked)
+		return;
 	for (struct list_head *e = slab_caches.next; e != &slab_caches; e = e->next) {
 		struct kmem_cache *s = list_entry(e, struct kmem_cache, list);
 

@@ -122,9 +122,9 @@ static void unmap_area(const struct vmap_area *va)
 	os_unmap((void *)va->addr, va->size + os_page_size);
 }
 
-void *vmalloc_caller(size_t size, gfp_t gfp, bool huge, void *caller)
+void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 {
-	struct vmap_area va = { .caller = caller, .huge = huge };
+	struct vmap_area va = { .caller = caller, .huge = align == HUGE_ALIGN };
 	size_t total;
 	void *p;
 
@@ -136,13 +136,16 @@ void *vmalloc_caller(size_t size, gfp_t gfp, bool huge, void *caller)
 		errno = size ? ENOMEM : EINVAL;
 		return NULL;
 	}
-	huge = huge && va.size >= HUGE_ALIGN;
-	p = huge ? os_map_aligned(total, HUGE_ALIGN) : os_map(total);
+	va.huge = va.huge && va.size >= HUGE_ALIGN;
+	if (va.huge || align > os_page_size)
+		p = os_map_aligned(total, align);
+	else
+		p = os_map(total);
 	if (!p)
 		return NULL;
 	va.addr = (uintptr_t)p;
 	os_protect_none((char *)p + va.size, os_page_size);
-	if (huge)
+	if (va.huge)
 		os_advise_huge(p, va.size);
 	if (!area_insert(&va)) {
 		unmap_area(&va);
@@ -155,7 +158,7 @@ void *vmalloc_caller(size_t size, gfp_t gfp, bool huge, void *caller)
 
 KMM_API void *kmm_vmalloc(size_t size, gfp_t gfp, bool huge)
 {
-	return vmalloc_caller(size, gfp, huge, __builtin_return_address(0));
+	return vmalloc_caller(size, gfp, huge ? HUGE_ALIGN : 0, __builtin_return_address(0));
 }
 
 KMM_API void kmm_vfree(const void *addr)
@@ -218,7 +221,7 @@ KMM_API void *kmm_vrealloc(const void *addr, size_t size, gfp_t gfp)
 	void *p;
 
 	if (!addr)
-		return vmalloc_caller(size, gfp, false, __builtin_return_address(0));
+		return vmalloc_caller(size, gfp, 0, __builtin_return_address(0));
 	if (size == 0) {
 		kmm_vfree(addr);
 		return NULL;

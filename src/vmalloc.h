@@ -11,7 +11,11 @@
 
 #pragma GCC visibility push(hidden)
 
-void *vmalloc_caller(size_t size, gfp_t gfp, bool huge, void *caller);
+/*
+ * A vmalloc area recording caller; align 0 or up to the page size: page
+ * aligned; 2 MiB: vmalloc_huge (aligned when at least 2 MiB, MADV_HUGEPAGE).
+ */
+void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller);
 
 /* The usable size of the area starting exactly at addr; 0 if there is none. */
 size_t vmalloc_size(const void *addr);

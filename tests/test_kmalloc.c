@@ -219,7 +219,7 @@ static void test_bad_kfree(void)
 		void (*fn)(void *);
 		const char *expect;
 	} cases[] = {
-		{ kfree_foreign, "kfree of an address kmm never gave out" },
+		{ kfree_foreign, "invalid pointer: kmm never gave out this address" },
 		{ kfree_inside_run, "not the start of an allocation" },
 		{ kfree_twice_run, "not the start of an allocation" },
 	};

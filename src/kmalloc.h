@@ -1,0 +1,48 @@
+/*
+ * kmalloc.h - kmalloc's fast paths and helpers, shared with the malloc
+ * family in preload/.
+ */
+#ifndef KMM_KMALLOC_H
+#define KMM_KMALLOC_H
+
+#include <stddef.h>
+
+#include <kmm/gfp.h>
+
+#include "page_alloc.h"
+#include "slab.h"
+
+#pragma GCC visibility push(hidden)
+
+#define KMALLOC_TABLE_MAX 1024
+
+/* kmalloc_table[(size + 7) / 8]: the cache for sizes 1..1024. */
+extern struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
+
+void *kmalloc_slow(size_t size, gfp_t gfp);
+void kfree_slow(const void *p, const char *who);
+size_t kmalloc_usable_size(const void *p, const char *who);
+void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp);
+unsigned long kmalloc_trim(void);
+
+/* 1 <= size <= KMALLOC_TABLE_MAX. NULL: take kmalloc_slow(). */
+static inline void *kmalloc_fast(size_t size)
+{
+	return slab_alloc_fast(kmalloc_table[(size + 7) >> 3]);
+}
+
+/* A slab object onto this CPU's sheaf; false: take kfree_slow(). */
+static inline bool kfree_fast(const void *p)
+{
+	struct page *page = addr_to_page(p);
+	struct kmem_cache *s;
+
+	if (unlikely(!page))
+		return false;
+	s = page->slab_cache;
+	return likely(s) && slab_free_fast(s, (void *)p);
+}
+
+#pragma GCC visibility pop
+
+#endif
