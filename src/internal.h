@@ -60,7 +60,8 @@ void __tsan_release(void *addr);
 
 /*
  * kmm_report() formats a line (a subset of printf: %s %c %d %u %x %p %%,
- * with the 'l' and 'z' length modifiers, the '#' flag and a field width)
+ * with the 'l' and 'z' length modifiers, the '#' flag, a field width, and
+ * %.*s)
  * prefixed with "kmm: " and writes it to stderr.
  */
 void kmm_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -74,6 +75,13 @@ size_t kmm_snprint(char *buf, size_t size, const char *fmt, ...) __attribute__((
 
 /* kmm_bug() reports a broken invariant or a bad call and aborts. */
 _Noreturn void kmm_bug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Non-zero while this thread is inside kmm's start-up. An allocation made
+ * from there (a libc call that mallocs) must not re-enter kmm: the malloc
+ * family serves it from a small static arena.
+ */
+extern __thread int kmm_init_depth __attribute__((tls_model("initial-exec")));
 
 /* Monotonic milliseconds, cheap (coarse clock, vDSO). */
 unsigned long kmm_now_ms(void);

@@ -37,6 +37,7 @@
 #include "fork.h"
 #include "internal.h"
 #include "lock.h"
+#include "options.h"
 #include "os.h"
 #include "rseq.h"
 #include "topology.h"
@@ -611,7 +612,7 @@ static bool page_alloc_setup(void)
 	INIT_LIST_HEAD(&zone.retired);
 	zone.wmark_min = SECTION_PAGES / 16;
 	zone.dirty_high = SECTION_PAGES;
-	zone.decay_ms = 1000;
+	zone.decay_ms = kmm_options()->decay_ms >= -1 ? kmm_options()->decay_ms : 1000;
 	pcp_array = pcps;
 	nr_pcp = n;
 	return true;
@@ -626,12 +627,15 @@ bool page_alloc_init(void)
 		return true;
 	kmm_lock(&init_lock);
 	if (!atomic_load_explicit(&page_alloc_ready, memory_order_relaxed)) {
+		kmm_init_depth++;
 		ok = page_alloc_setup();
 		if (ok) {
 			atomic_store_explicit(&page_alloc_ready, true, memory_order_release);
 			/* Last: it may allocate, and must find kmm ready. */
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+			kmm_options_log_load();
 		}
+		kmm_init_depth--;
 	}
 	kmm_unlock(&init_lock);
 	return ok;

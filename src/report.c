@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+__thread int kmm_init_depth __attribute__((tls_model("initial-exec")));
+
 struct line {
 	char buf[512];
 	size_t len;
@@ -99,6 +101,15 @@ static void format(struct line *l, const char *fmt, va_list ap)
 		}
 		while (fmt[1] >= '0' && fmt[1] <= '9')
 			width = width * 10 + (*++fmt - '0');
+		if (fmt[1] == '.' && fmt[2] == '*' && fmt[3] == 's') {
+			int prec = va_arg(aq, int);
+			const char *str = va_arg(aq, const char *);
+
+			for (int i = 0; i < prec && str && str[i]; i++)
+				put_char(l, str[i]);
+			fmt += 3;
+			continue;
+		}
 		if (fmt[1] == 'l' || fmt[1] == 'z')
 			len = *++fmt;
 		switch (*++fmt) {

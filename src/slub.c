@@ -39,6 +39,7 @@
 
 #include "fork.h"
 #include "internal.h"
+#include "options.h"
 #include "os.h"
 #include "page_alloc.h"
 #include "topology.h"
@@ -935,13 +936,10 @@ static void atfork_child(void)
 
 static int choose_mode(void)
 {
-	const char *env = getenv("KMM_RSEQ");
-
 #ifdef KMM_HAVE_RSEQ_OPS
-	if (__rseq_size > 0 && !(env && env[0] == '0'))
+	if (__rseq_size > 0 && kmm_options()->rseq != 0)
 		return SLAB_MODE_RSEQ;
 #endif
-	(void)env;
 	return SLAB_MODE_THREAD;
 }
 
@@ -990,11 +988,13 @@ bool slab_init(void)
 		return true;
 	kmm_lock(&slab_init_lock);
 	if (!atomic_load_explicit(&slab_ready, memory_order_relaxed)) {
+		kmm_init_depth++;
 		ok = slab_setup();
 		if (ok) {
 			atomic_store_explicit(&slab_ready, true, memory_order_release);
 			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		}
+		kmm_init_depth--;
 	}
 	kmm_unlock(&slab_init_lock);
 	if (!ok)

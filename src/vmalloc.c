@@ -247,6 +247,16 @@ KMM_API void *kmm_vrealloc(const void *addr, size_t size, gfp_t gfp)
 	return p;
 }
 
+void vmalloc_totals(size_t *nr, size_t *bytes)
+{
+	kmm_lock(&vmap_lock);
+	*nr = nr_areas;
+	*bytes = 0;
+	for (size_t i = 0; i < nr_areas; i++)
+		*bytes += areas[i].size + os_page_size;
+	kmm_unlock(&vmap_lock);
+}
+
 KMM_API bool kmm_is_vmalloc_addr(const void *addr)
 {
 	uintptr_t a = (uintptr_t)addr;

@@ -17,6 +17,9 @@
  */
 void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller);
 
+/* How many areas there are, and their bytes (guard pages included). */
+void vmalloc_totals(size_t *areas, size_t *bytes);
+
 /* The usable size of the area starting exactly at addr; 0 if there is none. */
 size_t vmalloc_size(const void *addr);
 

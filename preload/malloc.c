@@ -1,0 +1,389 @@
+/*
+ * malloc.c - the C library's allocation functions on top of kmalloc, so that
+ * LD_PRELOAD=libkmm.so (or linking -lkmm) replaces malloc in any program.
+ *
+ * malloc rounds sizes up to 16 bytes, so every block is aligned for
+ * max_align_t and lands in a 16-byte multiple class; malloc(0) returns a
+ * real 16-byte block. The common malloc and free are kmalloc's fast paths
+ * (src/kmalloc.h): no lock, no call. Errors are glibc's: ENOMEM and NULL on
+ * failure, EINVAL for a bad alignment, and a report and abort for a pointer
+ * kmm never gave out.
+ *
+ * Bootstrap: kmm needs no constructor. The first call of the process starts
+ * it, and if kmm's start-up itself calls into libc and libc allocates,
+ * that nested request is served from a small static arena (freeing it is a
+ * no-op), so nothing recurses.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kmm/mmzone.h>
+#include <kmm/slab.h>
+#include <kmm/vmalloc.h>
+
+#include "../src/internal.h"
+#include "../src/kmalloc.h"
+#include "../src/options.h"
+#include "../src/os.h"
+#include "../src/vmalloc.h"
+
+#define MALLOC_GFP (GFP_KERNEL | __GFP_NOWARN)
+#define MALLOC_ALIGN 16
+
+/* ---------------------------------------------------------------------------
+ * The bootstrap arena
+ */
+
+#define BOOT_ARENA_SIZE (64 * 1024)
+
+static unsigned char boot_arena[BOOT_ARENA_SIZE] __attribute__((aligned(MALLOC_ALIGN)));
+static atomic_size_t boot_used;
+
+static bool is_boot(const void *p)
+{
+	return (const unsigned char *)p >= boot_arena &&
+	       (const unsigned char *)p < boot_arena + BOOT_ARENA_SIZE;
+}
+
+/* Each block is preceded by 16 bytes holding its size. */
+static void *boot_alloc(size_t size)
+{
+	size_t need = MALLOC_ALIGN + ((size + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
+	size_t at = atomic_fetch_add_explicit(&boot_used, need, memory_order_relaxed);
+
+	if (size > BOOT_ARENA_SIZE || at + need > BOOT_ARENA_SIZE) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	*(size_t *)(boot_arena + at) = size;
+	return boot_arena + at + MALLOC_ALIGN;
+}
+
+static size_t boot_size(const void *p)
+{
+	return *(const size_t *)((const unsigned char *)p - MALLOC_ALIGN);
+}
+
+/* ---------------------------------------------------------------------------
+ * malloc and free
+ */
+
+/* Rounds to 16 bytes; 0 when that overflows. malloc(0) is a 16-byte block. */
+static inline size_t malloc_size(size_t size)
+{
+	return (size + (size == 0) + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1);
+}
+
+static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
+{
+	size_t rounded = malloc_size(size);
+
+	if (unlikely(kmm_init_depth))
+		return boot_alloc(size);
+	if (unlikely(rounded < size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return kmalloc_slow(rounded, gfp);
+}
+
+KMM_API void *malloc(size_t size)
+{
+	size_t rounded = malloc_size(size);
+
+	if (likely(rounded - 1 < KMALLOC_TABLE_MAX)) {
+		void *p = kmalloc_fast(rounded);
+
+		if (likely(p))
+			return p;
+	}
+	return malloc_slow(size, MALLOC_GFP);
+}
+
+static void __attribute__((noinline)) free_slow(void *p, const char *who)
+{
+	if (is_boot(p))
+		return;
+	kfree_slow(p, who);
+}
+
+KMM_API void free(void *p)
+{
+	if (likely(kfree_fast(p)))
+		return;
+	free_slow(p, "free");
+}
+
+KMM_API void *calloc(size_t n, size_t size)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (unlikely(kmm_init_depth))
+		return boot_alloc(bytes); /* static memory: zero */
+	/* Page runs and vmalloc areas known to be zero are not cleared again. */
+	return malloc_slow(bytes, MALLOC_GFP | __GFP_ZERO);
+}
+
+/* Usable bytes of a block, for realloc and malloc_usable_size. */
+static size_t usable_size(const void *p, const char *who)
+{
+	return is_boot(p) ? boot_size(p) : kmalloc_usable_size(p, who);
+}
+
+static void *realloc_move(void *p, size_t old, size_t size)
+{
+	void *n = malloc(size);
+
+	if (!n)
+		return NULL; /* errno is ENOMEM; p is untouched */
+	memcpy(n, p, old < size ? old : size);
+	free_slow(p, "realloc");
+	return n;
+}
+
+KMM_API void *realloc(void *p, size_t size)
+{
+	size_t old, rounded;
+
+	if (!p)
+		return malloc(size);
+	if (size == 0) {
+		free(p);
+		return NULL;
+	}
+	old = usable_size(p, "realloc");
+	rounded = malloc_size(size);
+	if (unlikely(rounded < size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (is_boot(p))
+		return realloc_move(p, old, size);
+	/* Large blocks grow and shrink in place or by mremap: no copy. */
+	if (!virt_addr_valid(p)) {
+		void *n = kmm_vrealloc(p, rounded, MALLOC_GFP);
+
+		if (!n)
+			errno = ENOMEM;
+		return n;
+	}
+	/* Fits: stay, unless a page run would keep more than twice what it needs. */
+	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
+		return p;
+	return realloc_move(p, old, size);
+}
+
+KMM_API void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, bytes);
+}
+
+/* ---------------------------------------------------------------------------
+ * Aligned allocation
+ */
+
+static void *aligned(size_t align, size_t size)
+{
+	size_t rounded = malloc_size(size);
+
+	if (align <= MALLOC_ALIGN)
+		return malloc(size);
+	if (unlikely(rounded < size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (unlikely(kmm_init_depth)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return kmalloc_aligned(rounded, align, MALLOC_GFP);
+}
+
+static bool power_of_two(size_t n)
+{
+	return n && !(n & (n - 1));
+}
+
+KMM_API int posix_memalign(void **memptr, size_t align, size_t size)
+{
+	int saved = errno;
+	void *p;
+
+	if (!power_of_two(align) || align % sizeof(void *))
+		return EINVAL;
+	p = aligned(align, size);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*memptr = p;
+	return 0;
+}
+
+KMM_API void *aligned_alloc(size_t align, size_t size)
+{
+	if (!power_of_two(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned(align, size);
+}
+
+/* As glibc: an alignment that is no power of two is rounded up to one. */
+KMM_API void *memalign(size_t align, size_t size)
+{
+	size_t pow2 = MALLOC_ALIGN;
+
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	while (pow2 < align)
+		pow2 <<= 1;
+	return aligned(pow2, size);
+}
+
+KMM_API void *valloc(size_t size)
+{
+	return aligned(kmm_page_size(), size);
+}
+
+KMM_API void *pvalloc(size_t size)
+{
+	size_t page = kmm_page_size();
+	size_t rounded = (size + page - 1) & ~(page - 1);
+
+	if (rounded < size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return aligned(page, rounded ? rounded : page);
+}
+
+KMM_API size_t malloc_usable_size(void *p)
+{
+	return p ? usable_size(p, "malloc_usable_size") : 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * glibc's extras: trimming, statistics, tuning
+ */
+
+KMM_API int malloc_trim(size_t pad)
+{
+	(void)pad;
+	return kmalloc_trim() > 0;
+}
+
+/*
+ * kmm's figures in glibc's fields: arena is what the page allocator maps,
+ * uordblks the bytes in blocks handed out (slab objects count whole,
+ * including those cached in sheaves), fordblks the rest of arena, hblks and
+ * hblkhd the vmalloc areas.
+ */
+KMM_API struct mallinfo2 mallinfo2(void)
+{
+	struct mallinfo2 mi;
+	struct kmm_buddyinfo bi;
+	struct kmm_slabinfo si[128];
+	size_t page = kmm_page_size(), slab_free = 0, arena, used;
+	int n = kmm_slabinfo(si, 128);
+
+	memset(&mi, 0, sizeof(mi));
+	kmm_buddyinfo(&bi);
+	for (int i = 0; i < n && i < 128; i++)
+		slab_free += (si[i].num_objs - si[i].active_objs) * si[i].stride;
+	arena = bi.managed_pages * page;
+	used = (bi.managed_pages - bi.free_pages - bi.pcp_pages) * page;
+	used = used > slab_free ? used - slab_free : 0;
+	mi.arena = arena;
+	mi.uordblks = used;
+	mi.fordblks = arena - used;
+	for (int o = 0; o < NR_PAGE_ORDERS; o++)
+		mi.ordblks += bi.nr_free[o];
+	vmalloc_totals(&mi.hblks, &mi.hblkhd);
+	mi.usmblks = 0;
+	mi.keepcost = 0;
+	return mi;
+}
+
+static int clamp_int(size_t v)
+{
+	return v > INT32_MAX ? INT32_MAX : (int)v;
+}
+
+KMM_API struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo m;
+
+	memset(&m, 0, sizeof(m));
+	m.arena = clamp_int(m2.arena);
+	m.ordblks = clamp_int(m2.ordblks);
+	m.hblks = clamp_int(m2.hblks);
+	m.hblkhd = clamp_int(m2.hblkhd);
+	m.uordblks = clamp_int(m2.uordblks);
+	m.fordblks = clamp_int(m2.fordblks);
+	return m;
+}
+
+/*
+ * glibc's parameters are accepted and have no effect: kmm has no arenas,
+ * no top chunk and no mmap threshold. Unknown parameters fail, as in glibc.
+ */
+KMM_API int mallopt(int param, int value)
+{
+	(void)value;
+	switch (param) {
+	case M_MXFAST:
+	case M_TRIM_THRESHOLD:
+	case M_TOP_PAD:
+	case M_MMAP_THRESHOLD:
+	case M_MMAP_MAX:
+	case M_CHECK_ACTION:
+	case M_PERTURB:
+	case M_ARENA_TEST:
+	case M_ARENA_MAX:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* glibc's layout, kmm's figures, on stderr. */
+KMM_API void malloc_stats(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	kmm_dprint(2, "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n",
+		   mi.arena, mi.uordblks);
+	kmm_dprint(2, "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n",
+		   mi.arena + mi.hblkhd, mi.uordblks + mi.hblkhd);
+	kmm_dprint(2, "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n", mi.hblks, mi.hblkhd);
+}
+
+/* KMM_OPTIONS=stats=1: the allocator's tables on stderr when the program ends. */
+__attribute__((destructor)) static void malloc_exit_stats(void)
+{
+	if (!kmm_options()->stats)
+		return;
+	kmm_dprint(2, "kmm: statistics at exit (pid %d)\n", (int)getpid());
+	kmm_show_buddyinfo(2);
+	kmm_show_slabinfo(2);
+	kmm_show_vmallocinfo(2);
+}
