@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <kmm/mmzone.h>
 #include <kmm/vmalloc.h>
 
 #include "internal.h"
@@ -122,6 +123,11 @@ static void unmap_area(const struct vmap_area *va)
 	os_unmap((void *)va->addr, va->size + os_page_size);
 }
 
+static void *map_area(size_t total, size_t align)
+{
+	return align ? os_map_aligned(total, align) : os_map(total);
+}
+
 void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 {
 	struct vmap_area va = { .caller = caller, .huge = align == HUGE_ALIGN };
@@ -137,10 +143,12 @@ void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 		return NULL;
 	}
 	va.huge = va.huge && va.size >= HUGE_ALIGN;
-	if (va.huge || align > os_page_size)
-		p = os_map_aligned(total, align);
-	else
-		p = os_map(total);
+	p = map_area(total, va.huge || align > os_page_size ? align : 0);
+	if (!p && !(gfp & __GFP_NORETRY)) {
+		/* Free sections may hold the address space we need (RLIMIT_AS). */
+		kmm_page_reclaim();
+		p = map_area(total, va.huge || align > os_page_size ? align : 0);
+	}
 	if (!p)
 		return NULL;
 	va.addr = (uintptr_t)p;
@@ -152,7 +160,7 @@ void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 		errno = ENOMEM;
 		return NULL;
 	}
-	(void)gfp; /* fresh mappings are zero: __GFP_ZERO costs nothing */
+	/* Fresh mappings are zero: __GFP_ZERO costs nothing. */
 	return p;
 }
 
@@ -205,6 +213,10 @@ static void *vrealloc_grow(struct vmap_area *va, size_t new_size)
 	char *old = (char *)va->addr;
 	char *p = os_remap(old, va->size, new_size + os_page_size);
 
+	if (!p) {
+		kmm_page_reclaim(); /* as in vmalloc_caller() */
+		p = os_remap(old, va->size, new_size + os_page_size);
+	}
 	if (!p)
 		return NULL;
 	os_unmap(old + va->size, os_page_size);

@@ -1,0 +1,499 @@
+/*
+ * The malloc family through the standard names, in a program that knows
+ * nothing of kmm: meson runs it with LD_PRELOAD=libkmm.so. Semantics as
+ * glibc documents them, fork while other threads allocate and flush stdio,
+ * fork from a signal handler, thread churn, cross-thread frees, address-space
+ * limits, and reports of bad pointers.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define MiB (1024UL * 1024UL)
+
+/* Impossible sizes, hidden from the compiler's own checks. */
+static volatile size_t huge_size = SIZE_MAX - 8;
+static volatile size_t half_max = SIZE_MAX / 2;
+
+/* The compiler may drop a malloc whose memory is never read: keep it. */
+static void *keep(void *p)
+{
+	__asm__ __volatile__("" : "+r"(p) : : "memory");
+	return p;
+}
+
+/* kmm's own answer to "is this yours?", looked up at run time. */
+static bool kmm_owns(void *p)
+{
+	bool (*valid)(const void *) = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "kmm_virt_addr_valid");
+
+	return valid && valid(p);
+}
+
+static void test_kmm_is_malloc(void)
+{
+	void *p = malloc(100);
+
+	CHECK(dlsym(RTLD_DEFAULT, "kmm_slab_mode") != NULL);
+	CHECK(kmm_owns(p));
+	free(p);
+}
+
+static void test_basics(void)
+{
+	void *zero[4];
+
+	for (size_t size = 1; size <= 9000; size += size < 300 ? 1 : 97) {
+		unsigned char *p = malloc(size);
+
+		CHECK(p != NULL);
+		CHECK(((uintptr_t)p & 15) == 0);
+		CHECK(malloc_usable_size(p) >= size);
+		memset(p, 0xab, size);
+		free(p);
+	}
+	for (int i = 0; i < 4; i++) {
+		zero[i] = malloc(0);
+		CHECK(zero[i] != NULL);
+		for (int j = 0; j < i; j++)
+			CHECK(zero[i] != zero[j]);
+	}
+	for (int i = 0; i < 4; i++)
+		free(zero[i]);
+	free(NULL);
+	CHECK_EQ(malloc_usable_size(NULL), 0);
+	errno = 0;
+	CHECK(malloc(huge_size) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+}
+
+static void test_calloc(void)
+{
+	for (size_t size = 16; size <= 8 * MiB; size *= 4) {
+		unsigned char *p = malloc(size);
+
+		memset(p, 0xff, size);
+		free(p);
+		p = calloc(1, size);
+		CHECK(p != NULL);
+		for (size_t i = 0; i < size; i += 61)
+			CHECK_EQ(p[i], 0);
+		CHECK_EQ(p[size - 1], 0);
+		free(p);
+	}
+	errno = 0;
+	CHECK(calloc(half_max, 4) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+}
+
+static void test_realloc(void)
+{
+	size_t sizes[] = { 1, 24, 100, 1000, 5000, 70000, 3 * MiB, 9 * MiB, 40 * MiB, 500, 10 };
+	unsigned char *p = NULL;
+	size_t have = 0;
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t keep = have < sizes[i] ? have : sizes[i];
+
+		p = realloc(p, sizes[i]);
+		CHECK(p != NULL);
+		for (size_t b = 0; b < keep; b += 7)
+			CHECK_EQ(p[b], (unsigned char)(b * 13));
+		for (size_t b = 0; b < sizes[i]; b++)
+			p[b] = (unsigned char)(b * 13);
+		have = sizes[i];
+	}
+	CHECK(realloc(p, 0) == NULL);
+	p = realloc(NULL, 50);
+	CHECK(p != NULL);
+	errno = 0;
+	CHECK(reallocarray(p, half_max, 3) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+	p[49] = 7; /* still ours */
+	errno = 0;
+	CHECK(realloc(p, huge_size) == NULL);
+	CHECK_EQ(errno, ENOMEM);
+	CHECK_EQ(p[49], 7);
+	free(p);
+}
+
+static void test_aligned(void)
+{
+	void *p;
+
+	CHECK_EQ(posix_memalign(&p, 3, 10), EINVAL);
+	CHECK_EQ(posix_memalign(&p, 24, 10), EINVAL);
+	for (size_t align = 8; align <= 4 * MiB; align *= 2) {
+		size_t sizes[] = { 1, align / 2 + 1, align * 3 };
+
+		for (int i = 0; i < 3; i++) {
+			CHECK_EQ(posix_memalign(&p, align, sizes[i]), 0);
+			CHECK(((uintptr_t)p & (align - 1)) == 0);
+			memset(p, 1, sizes[i]);
+			free(p);
+			p = aligned_alloc(align, sizes[i]);
+			CHECK(p && ((uintptr_t)p & (align - 1)) == 0);
+			free(p);
+			p = memalign(align, sizes[i]);
+			CHECK(p && ((uintptr_t)p & (align - 1)) == 0);
+			free(p);
+		}
+	}
+	errno = 0;
+	CHECK(aligned_alloc(48, 100) == NULL);
+	CHECK_EQ(errno, EINVAL);
+	p = valloc(100);
+	CHECK(((uintptr_t)p & (sysconf(_SC_PAGESIZE) - 1)) == 0);
+	free(p);
+	p = pvalloc(100);
+	CHECK(((uintptr_t)p & (sysconf(_SC_PAGESIZE) - 1)) == 0);
+	CHECK(malloc_usable_size(p) >= (size_t)sysconf(_SC_PAGESIZE));
+	free(p);
+}
+
+static void test_extras(void)
+{
+	struct mallinfo2 mi;
+	void *big = keep(malloc(32 * MiB));
+
+	memset(big, 1, 32 * MiB);
+	mi = mallinfo2();
+	CHECK(mi.arena > 0);
+	CHECK(mi.hblkhd >= 32 * MiB);
+	CHECK(mi.hblks >= 1);
+	free(big);
+	CHECK_EQ(mallopt(M_ARENA_MAX, 1), 1);
+	CHECK_EQ(mallopt(12345, 1), 0);
+	malloc_trim(0);
+}
+
+static void stats_child(void *arg)
+{
+	(void)arg;
+	malloc_stats();
+}
+
+static void test_malloc_stats(void)
+{
+	struct child_result res;
+
+	run_in_child(stats_child, NULL, &res);
+	CHECK_EQ(res.status, 0);
+	CHECK(strstr(res.err, "Arena 0:\nsystem bytes     = ") != NULL);
+}
+
+/* ---- fork while others allocate, read lines and flush stdio ---- */
+
+static atomic_bool stop;
+static FILE *shared_file;
+
+static void *getline_loop(void *arg)
+{
+	char *line = NULL;
+	size_t cap = 0;
+
+	(void)arg;
+	while (!atomic_load(&stop)) {
+		rewind(shared_file);
+		while (getline(&line, &cap, shared_file) > 0) {
+			free(line); /* every line reallocates: malloc under the FILE lock */
+			line = NULL;
+			cap = 0;
+		}
+	}
+	free(line);
+	return NULL;
+}
+
+static void *flush_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stop))
+		fflush(NULL);
+	return NULL;
+}
+
+static void *alloc_loop(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg;
+
+	while (!atomic_load(&stop)) {
+		void *p = malloc(test_rand(&seed) % 5000);
+
+		free(p);
+	}
+	return NULL;
+}
+
+static void test_fork_stdio(void)
+{
+	pthread_t t[3];
+	int forks = 300;
+
+	shared_file = tmpfile();
+	CHECK(shared_file != NULL);
+	for (int i = 0; i < 200; i++)
+		fprintf(shared_file, "line %d with some text to read back %0*d\n", i, i % 300, 0);
+	fflush(shared_file);
+	atomic_store(&stop, false);
+	CHECK(pthread_create(&t[0], NULL, getline_loop, NULL) == 0);
+	CHECK(pthread_create(&t[1], NULL, flush_loop, NULL) == 0);
+	CHECK(pthread_create(&t[2], NULL, alloc_loop, (void *)7) == 0);
+	alarm(120); /* a deadlock fails the test instead of hanging it */
+	for (int i = 0; i < forks; i++) {
+		int status;
+		pid_t pid = fork();
+
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			char *p = malloc(1000);
+
+			snprintf(p, 1000, "child %d", i);
+			free(strdup(p));
+			_exit(0);
+		}
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	alarm(0);
+	atomic_store(&stop, true);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	fclose(shared_file);
+}
+
+/* ---- fork from a signal handler, single-threaded ---- */
+
+static atomic_int handler_forks;
+
+static void fork_in_handler(int sig)
+{
+	pid_t pid;
+	int status;
+
+	(void)sig;
+	pid = fork();
+	if (pid == 0)
+		_exit(0);
+	if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
+		atomic_fetch_add(&handler_forks, 1);
+}
+
+static void signal_fork_child(void *arg)
+{
+	struct itimerval every = { { 0, 2000 }, { 0, 2000 } };
+	uint64_t seed = 99;
+
+	(void)arg;
+	signal(SIGALRM, fork_in_handler);
+	setitimer(ITIMER_REAL, &every, NULL);
+	while (atomic_load(&handler_forks) < 30) {
+		void *p = malloc(test_rand(&seed) % 3000);
+
+		free(p);
+	}
+	_exit(0);
+}
+
+static void test_fork_in_signal_handler(void)
+{
+	struct child_result res;
+
+	/* In a child: this process has threads by now, the child has one. */
+	run_in_child(signal_fork_child, NULL, &res);
+	CHECK(!res.signaled);
+	CHECK_EQ(res.status, 0);
+}
+
+/* ---- threads ---- */
+
+static void *churn_thread(void *arg)
+{
+	void *p[64];
+
+	(void)arg;
+	for (int i = 0; i < 64; i++)
+		p[i] = malloc(16 + i * 24);
+	for (int i = 0; i < 64; i++)
+		free(p[i]);
+	return NULL;
+}
+
+static void test_thread_churn(void)
+{
+	size_t after_warmup = 0;
+
+	for (int i = 0; i < 3000; i++) {
+		pthread_t t;
+
+		CHECK(pthread_create(&t, NULL, churn_thread, NULL) == 0);
+		pthread_join(t, NULL);
+		if (i == 100)
+			after_warmup = mallinfo2().arena;
+	}
+	CHECK(mallinfo2().arena <= after_warmup + 8 * MiB);
+}
+
+#define HANDOFF 64
+
+static _Atomic(unsigned char *) handoff[HANDOFF];
+
+static void *remote_producer(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg;
+
+	for (int i = 0; i < 200000; i++) {
+		size_t size = 1 + test_rand(&seed) % 600;
+		unsigned char *p = malloc(size + 2);
+		unsigned char *old;
+
+		p[0] = (unsigned char)size;
+		p[1] = (unsigned char)(size >> 8);
+		memset(p + 2, (int)(size & 0xff), size);
+		old = atomic_exchange(&handoff[test_rand(&seed) % HANDOFF], p);
+		if (old) {
+			size_t s = old[0] | (size_t)old[1] << 8;
+
+			CHECK_EQ(old[s + 1], s & 0xff);
+			free(old);
+		}
+	}
+	return NULL;
+}
+
+static void test_cross_thread_free(void)
+{
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++)
+		CHECK(pthread_create(&t[i], NULL, remote_producer, (void *)(uintptr_t)(i + 3)) == 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < HANDOFF; i++)
+		free(atomic_exchange(&handoff[i], NULL));
+}
+
+/* ---- limits and bad pointers ---- */
+
+static void limited_child(void *arg)
+{
+	struct rlimit lim;
+	void *held[4096];
+	size_t n = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+
+	(void)arg;
+	CHECK(f && fscanf(f, "%lu", &pages) == 1);
+	fclose(f);
+	lim.rlim_cur = lim.rlim_max = pages * (size_t)sysconf(_SC_PAGESIZE) + 128 * MiB;
+	CHECK(setrlimit(RLIMIT_AS, &lim) == 0);
+	errno = 0;
+	if (malloc(1024 * MiB) != NULL)
+		_exit(TEST_SKIP); /* not enforced (qemu-user) */
+	CHECK_EQ(errno, ENOMEM);
+	while (n < 4096 && (held[n] = malloc(MiB)) != NULL)
+		memset(held[n++], 1, 4096);
+	CHECK(n > 0 && n < 4096);
+	CHECK_EQ(errno, ENOMEM);
+	while (n)
+		free(held[--n]);
+	held[0] = malloc(10 * MiB);
+	CHECK(held[0] != NULL);
+	free(held[0]);
+	_exit(0);
+}
+
+static void test_address_limit(void)
+{
+	struct child_result res;
+
+	run_in_child(limited_child, NULL, &res);
+	if (res.status == TEST_SKIP) {
+		printf("RLIMIT_AS not enforced here: skipped\n");
+		return;
+	}
+	if (res.signaled || res.status)
+		fprintf(stderr, "%s\n", res.err);
+	CHECK(!res.signaled);
+	CHECK_EQ(res.status, 0);
+}
+
+static void free_stack(void *arg)
+{
+	char on_stack[32];
+
+	sprintf(arg, "%p", (void *)on_stack);
+	free(on_stack);
+}
+
+static void realloc_static(void *arg)
+{
+	static char not_heap[64];
+
+	sprintf(arg, "%p", (void *)not_heap);
+	free(realloc(not_heap, 100));
+}
+
+static void double_free_large(void *arg)
+{
+	char *p = malloc(200000);
+
+	sprintf(arg, "%p", (void *)p);
+	free(p);
+	free(p);
+}
+
+static void test_bad_pointers(void)
+{
+	static const struct {
+		void (*fn)(void *);
+		const char *expect;
+	} cases[] = {
+		{ free_stack, "kmm: BUG: free(" },
+		{ realloc_static, "kmm: BUG: realloc(" },
+		{ double_free_large, "kmm: BUG: free(" },
+	};
+	char *addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct child_result res;
+
+		run_in_child(cases[i].fn, addr, &res);
+		if (!res.signaled || res.signal != SIGABRT || !strstr(res.err, cases[i].expect) ||
+		    !strstr(res.err, addr)) {
+			fprintf(stderr, "case %zu: signal %d, stderr: %s\n", i, res.signal, res.err);
+			CHECK(!"bad pointer reported");
+		}
+	}
+}
+
+int main(void)
+{
+	RUN(test_kmm_is_malloc);
+	RUN(test_basics);
+	RUN(test_calloc);
+	RUN(test_realloc);
+	RUN(test_aligned);
+	RUN(test_extras);
+	RUN(test_malloc_stats);
+	RUN(test_fork_in_signal_handler);
+	RUN(test_fork_stdio);
+	RUN(test_thread_churn);
+	RUN(test_cross_thread_free);
+	RUN(test_address_limit);
+	RUN(test_bad_pointers);
+	return 0;
+}
