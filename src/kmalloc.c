@@ -164,7 +164,7 @@ void kfree_slow(const void *p, const char *who)
 		return;
 	if (page) {
 		if (page->slab_cache) {
-			slab_free_slow(page->slab_cache, (void *)p);
+			slab_free_slow(page->slab_cache, (void *)p, 0);
 			return;
 		}
 		if ((page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p) {

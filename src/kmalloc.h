@@ -40,7 +40,7 @@ static inline bool kfree_fast(const void *p)
 	if (unlikely(!page))
 		return false;
 	s = page->slab_cache;
-	return likely(s) && slab_free_fast(s, (void *)p);
+	return likely(s) && slab_free_fast(s, (void *)p) > 0;
 }
 
 #pragma GCC visibility pop

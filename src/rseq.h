@@ -105,8 +105,11 @@ empty:
 	return false;
 }
 
-/* Pushes obj onto this CPU's sheaf; false if it is full. */
-static inline bool rseq_sheaf_push(uintptr_t slot0, void *obj)
+/*
+ * Pushes obj onto this CPU's sheaf: 1. Full: 0. Already on top of the sheaf
+ * (freed twice in a row): -1.
+ */
+static inline int rseq_sheaf_push(uintptr_t slot0, void *obj)
 {
 restart:
 	__asm__ goto(RSEQ_CS_TABLE
@@ -115,6 +118,8 @@ restart:
 		     "shlq $13, %%rax\n\t"
 		     "movq (%[slot0], %%rax), %%rcx\n\t"
 		     "movl (%%rcx), %%edx\n\t"
+		     "cmpq %[obj], 8(%%rcx, %%rdx, 8)\n\t"
+		     "je %l[twice]\n\t"
 		     "cmpl 4(%%rcx), %%edx\n\t"
 		     "jae %l[full]\n\t"
 		     "movq %[obj], 16(%%rcx, %%rdx, 8)\n\t"
@@ -125,10 +130,12 @@ restart:
 		     :
 		     : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0), [obj] "r"(obj)
 		     : "rax", "rcx", "rdx", "memory", "cc"
-		     : restart, full);
-	return true;
+		     : restart, full, twice);
+	return 1;
 full:
-	return false;
+	return 0;
+twice:
+	return -1;
 }
 
 /*

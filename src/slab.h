@@ -96,7 +96,8 @@ bool slab_init(void);
 /* kmalloc.c: creates the kmalloc caches during slab_init(). */
 bool kmalloc_init(void);
 void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp);
-void slab_free_slow(struct kmem_cache *s, void *obj);
+/* After slab_free_fast() returned fast (0 or -1). */
+void slab_free_slow(struct kmem_cache *s, void *obj, int fast);
 struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsigned int align,
 				     slab_flags_t flags, void (*ctor)(void *));
 _Noreturn void slab_bad_free(const void *obj, const char *why);
@@ -140,8 +141,13 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 	}
 }
 
-/* Pushes obj onto this CPU's (or thread's) sheaf; false: take the slow path. */
-static inline bool slab_free_fast(struct kmem_cache *s, void *obj)
+/*
+ * Pushes obj onto this CPU's (or thread's) sheaf: 1. Otherwise the slow path
+ * runs: 0 (no room), or -1 when obj is already on top of the sheaf, freed
+ * twice in a row (slab_free_slow() reports it). Reporting here would give
+ * every caller a stack frame.
+ */
+static inline int slab_free_fast(struct kmem_cache *s, void *obj)
 {
 	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
 
@@ -156,10 +162,17 @@ static inline bool slab_free_fast(struct kmem_cache *s, void *obj)
 	{
 		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
 
+		/*
+		 * The word below objects[size] is the top object, or for an empty
+		 * sheaf its next field, which never holds an object. Checked
+		 * before the room, so that a full sheaf catches it too.
+		 */
+		if (unlikely(((void **)&sheaf->objects[sheaf->size])[-1] == obj))
+			return -1;
 		if (!likely(sheaf->size < sheaf->capacity))
-			return false;
+			return 0;
 		sheaf->objects[sheaf->size++] = obj;
-		return true;
+		return 1;
 	}
 }
 

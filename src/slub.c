@@ -202,6 +202,11 @@ _Noreturn void slab_bad_free(const void *obj, const char *why)
 	kmm_bug("BUG: bad free of %p: %s", obj, why);
 }
 
+static _Noreturn void slab_double_free(void *obj)
+{
+	kmm_bug("BUG: free(%p): double free (the block is already free)", obj);
+}
+
 static _Noreturn void object_err(const struct kmem_cache *s, const void *obj,
 				 const char *what, const void *at)
 {
@@ -726,8 +731,10 @@ void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 	}
 }
 
-void slab_free_slow(struct kmem_cache *s, void *obj)
+void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
 {
+	if (fast < 0)
+		slab_double_free(obj);
 	if (s->index == SLAB_NO_SHEAVES) {
 		node_free(s, obj);
 		return;
@@ -736,8 +743,11 @@ void slab_free_slow(struct kmem_cache *s, void *obj)
 		struct slab_sheaf **slot, *cur, *fresh;
 		unsigned int cpu;
 
-		if (slab_free_fast(s, obj))
+		fast = slab_free_fast(s, obj);
+		if (fast > 0)
 			return;
+		if (fast < 0)
+			slab_double_free(obj);
 		slot = current_slot(s, &cpu);
 		fresh = slot ? barn_get_empty(s) : NULL;
 		if (slot && !fresh)
@@ -1177,9 +1187,11 @@ KMM_API void kmm_kmem_cache_free(struct kmem_cache *s, void *obj)
 		kmm_bug("BUG: bad free of %p: kmem_cache_free to cache %s, the object belongs to %s",
 			obj, s->name, page->slab_cache->name);
 	}
-	if (likely(slab_free_fast(s, obj)))
+	int fast = slab_free_fast(s, obj);
+
+	if (likely(fast > 0))
 		return;
-	slab_free_slow(s, obj);
+	slab_free_slow(s, obj, fast);
 }
 
 KMM_API int kmm_kmem_cache_alloc_bulk(struct kmem_cache *s, gfp_t gfp, size_t nr, void **p)

@@ -213,6 +213,15 @@ static void kfree_twice_run(void *arg)
 	kfree(p);
 }
 
+static void kfree_twice_small(void *arg)
+{
+	char *p = kmalloc(100, GFP_KERNEL);
+
+	sprintf(arg, "%p", (void *)p);
+	kfree(p);
+	kfree(p);
+}
+
 static void test_bad_kfree(void)
 {
 	static const struct {
@@ -222,6 +231,7 @@ static void test_bad_kfree(void)
 		{ kfree_foreign, "invalid pointer: kmm never gave out this address" },
 		{ kfree_inside_run, "not the start of an allocation" },
 		{ kfree_twice_run, "not the start of an allocation" },
+		{ kfree_twice_small, "double free" },
 	};
 	char *addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 

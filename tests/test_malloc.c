@@ -456,6 +456,15 @@ static void double_free_large(void *arg)
 	free(p);
 }
 
+static void double_free_small(void *arg)
+{
+	char *p = malloc(40);
+
+	sprintf(arg, "%p", (void *)p);
+	free(p);
+	free(p);
+}
+
 static void test_bad_pointers(void)
 {
 	static const struct {
@@ -465,6 +474,7 @@ static void test_bad_pointers(void)
 		{ free_stack, "kmm: BUG: free(" },
 		{ realloc_static, "kmm: BUG: realloc(" },
 		{ double_free_large, "kmm: BUG: free(" },
+		{ double_free_small, "double free (the block is already free)" },
 	};
 	char *addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
