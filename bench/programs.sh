@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Real programs (the workloads of tests/programs/) under each allocator:
+# wall time and peak RSS, medians of N interleaved runs, as ratios to glibc
+# measured in the same run.
+#
+#   bench/programs.sh [BUILD_DIR] [N] [WORKLOAD...]    (default: build 3 all)
+#
+# Allocators: glibc, kmm (BUILD_DIR/libkmm.so), and jemalloc, mimalloc,
+# tcmalloc where Debian's packages are installed.
+set -euo pipefail
+build=${1:-build}
+runs=${2:-3}
+shift 2 || shift $#
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=../tests/programs/workloads.sh
+. "$root/tests/programs/workloads.sh"
+[ $# -gt 0 ] && WORKLOADS=("$@")
+
+libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+names=(glibc kmm)
+declare -A lib=([glibc]="" [kmm]=$(cd "$build" && pwd)/libkmm.so)
+for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
+	if [ -f "$libdir/${pair#*:}" ]; then
+		names+=("${pair%%:*}")
+		lib[${pair%%:*}]=$libdir/${pair#*:}
+	fi
+done
+
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+printf '%-8s %-9s %9s %9s %10s %9s\n' workload allocator time_s time/glibc peak_MiB rss/glibc
+for w in "${WORKLOADS[@]}"; do
+	mkdir -p "$work/$w"
+	"setup_$w" "$work/$w"
+	for ((r = 0; r < runs; r++)); do
+		for a in "${names[@]}"; do
+			# Elapsed seconds, and the peak RSS (KiB) of the largest single
+			# process in the tree (wait4's ru_maxrss, as GNU time reports it).
+			/usr/bin/time -f '%e %M' -o "$work/t" env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} \
+				bash -c "$(declare -f "run_$w"); run_$w '$work/$w'" >/dev/null 2>&1
+			cat "$work/t" >>"$work/$w.$a"
+		done
+	done
+	base_t=$(cut -d' ' -f1 "$work/$w.glibc" | median)
+	base_m=$(cut -d' ' -f2 "$work/$w.glibc" | median)
+	for a in "${names[@]}"; do
+		t=$(cut -d' ' -f1 "$work/$w.$a" | median)
+		m=$(cut -d' ' -f2 "$work/$w.$a" | median)
+		printf '%-8s %-9s %9.2f %9.2f %10.1f %9.2f\n' "$w" "$a" "$t" \
+			"$(echo "$t / $base_t" | bc -l)" "$(echo "$m / 1024" | bc -l)" "$(echo "$m / $base_m" | bc -l)"
+	done
+done
