@@ -60,6 +60,22 @@ static unsigned int class_size(unsigned int idx)
 	return (1u << k) + ((idx - 8) % 4 + 1) * (1u << (k - 2));
 }
 
+/* "kmalloc-<size>", without the general formatter: this runs in every process. */
+static void kmalloc_name(char name[32], unsigned int size)
+{
+	char digits[12];
+	int n = 0;
+
+	memcpy(name, "kmalloc-", 8);
+	do {
+		digits[n++] = (char)('0' + size % 10);
+		size /= 10;
+	} while (size);
+	for (int i = 0; i < n; i++)
+		name[8 + i] = digits[n - 1 - i];
+	name[8 + n] = 0;
+}
+
 /* Called by slab_init() before the fast paths switch on. */
 bool kmalloc_init(void)
 {
@@ -71,7 +87,7 @@ bool kmalloc_init(void)
 		unsigned int size = class_size(i);
 		struct kmem_cache *s;
 
-		kmm_snprint(name, sizeof(name), "kmalloc-%u", size);
+		kmalloc_name(name, size);
 		s = slab_create_cache(name, size, 0, 0, NULL);
 		if (!s)
 			return false;

@@ -85,7 +85,11 @@ static void *map_aligned_trimmed(size_t size, size_t align)
 
 void *os_map_aligned(size_t size, size_t align)
 {
-	void *p = map_aligned_hinted(size, align);
+	void *p;
+
+	/* Trimming works in whole pages. */
+	size = (size + os_page_size - 1) & ~(os_page_size - 1);
+	p = map_aligned_hinted(size, align);
 
 	if (!p)
 		p = map_aligned_trimmed(size, align);
