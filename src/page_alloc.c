@@ -652,6 +652,8 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
 	bool may_map = gfp & (__GFP_DIRECT_RECLAIM | __GFP_HIGH);
 	struct page *page;
 
+	bool grew = false;
+
 	zone_lock(&zone, gfp);
 	if (may_sleep && zone.need_refill) {
 		zone.need_refill = false;
@@ -662,7 +664,13 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
 		page = watermark_ok(&zone, order, gfp) ? __rmqueue_smallest(&zone, order) : NULL;
 		if (page || !may_map || grow_zone(&zone) != 0)
 			break;
+		grew = true;
 	}
+	/*
+	 * Growing while dirty free pages pile up (too fragmented to serve this
+	 * order) would only add RSS: release them now instead of after decay.
+	 */
+	grew = grew && may_sleep && zone.decay_ms >= 0 && zone.dirty_pages > zone.dirty_high;
 	if (!may_sleep && (gfp & __GFP_KSWAPD_RECLAIM) &&
 	    (!page || zone.free_pages < zone.wmark_min))
 		zone.need_refill = true;
@@ -671,6 +679,8 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
 		set_page_flags(page, 0);
 	}
 	kmm_unlock(&zone.lock);
+	if (grew)
+		zone_purge(&zone, zone.dirty_high / 2);
 	return page;
 }
 
