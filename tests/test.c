@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -66,6 +67,27 @@ void run_in_child(void (*fn)(void *), void *arg, struct child_result *res)
 	res->signaled = WIFSIGNALED(status);
 	res->signal = res->signaled ? WTERMSIG(status) : 0;
 	res->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void check_abort_report(const char *name, void (*provoke)(void *addr), const char *expect)
+{
+	static char *addr;
+	struct child_result res;
+
+	if (!addr) {
+		addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (addr == MAP_FAILED)
+			test_fail(__FILE__, __LINE__, "mmap", NULL);
+	}
+	memset(addr, 0, 4096);
+	run_in_child(provoke, addr, &res);
+	if (!res.signaled || res.signal != SIGABRT || !strstr(res.err, "kmm: BUG") ||
+	    !strstr(res.err, expect) || !addr[0] || !strstr(res.err, addr)) {
+		fprintf(stderr, "case '%s': signal %d, status %d, address '%s', expected '%s', stderr:\n%s\n",
+			name, res.signal, res.status, addr, expect, res.err);
+		test_fail(__FILE__, __LINE__, "report as expected", name);
+	}
+	printf("ok %s\n", name);
 }
 
 size_t test_rss(void)

@@ -45,6 +45,14 @@ struct child_result {
 /* Runs fn(arg) in a forked child, capturing its stderr and how it ended. */
 void run_in_child(void (*fn)(void *), void *arg, struct child_result *res);
 
+/*
+ * A report kmm must make: runs provoke(addr) in a child, where addr is a
+ * shared buffer in which provoke writes (with "%p") the address it misuses.
+ * The child must die of SIGABRT, and its stderr must hold a "kmm: BUG"
+ * report containing expect and that address. name labels the case in the output.
+ */
+void check_abort_report(const char *name, void (*provoke)(void *addr), const char *expect);
+
 /* Resident set size of this process in bytes (VmRSS). */
 size_t test_rss(void);
 

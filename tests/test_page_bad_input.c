@@ -12,11 +12,11 @@
 
 struct bad_case {
 	const char *name;
-	void (*provoke)(char *addr_out);
+	void (*provoke)(void *addr_out);
 	const char *expect;
 };
 
-static void free_heap_pointer(char *addr)
+static void free_heap_pointer(void *addr)
 {
 	void *p = malloc(PAGE_SIZE * 2);
 	unsigned long a = ((unsigned long)p + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
@@ -25,7 +25,7 @@ static void free_heap_pointer(char *addr)
 	free_pages(a, 0);
 }
 
-static void free_stack_pointer(char *addr)
+static void free_stack_pointer(void *addr)
 {
 	char buf[64];
 
@@ -33,7 +33,7 @@ static void free_stack_pointer(char *addr)
 	free_pages_exact(buf, sizeof(buf));
 }
 
-static void double_free_low_order(char *addr)
+static void double_free_low_order(void *addr)
 {
 	unsigned long a = __get_free_pages(GFP_KERNEL, 1);
 
@@ -42,7 +42,7 @@ static void double_free_low_order(char *addr)
 	free_pages(a, 1);
 }
 
-static void double_free_high_order(char *addr)
+static void double_free_high_order(void *addr)
 {
 	unsigned long a = __get_free_pages(GFP_KERNEL, 6);
 	unsigned long b = __get_free_pages(GFP_KERNEL, 6);
@@ -53,7 +53,7 @@ static void double_free_high_order(char *addr)
 	free_pages(b, 6);
 }
 
-static void double_free_page(char *addr)
+static void double_free_page(void *addr)
 {
 	struct page *page = alloc_pages(GFP_KERNEL, 0);
 
@@ -62,7 +62,7 @@ static void double_free_page(char *addr)
 	__free_pages(page, 0);
 }
 
-static void wrong_order(char *addr)
+static void wrong_order(void *addr)
 {
 	unsigned long a = __get_free_pages(GFP_KERNEL, 2);
 
@@ -70,7 +70,7 @@ static void wrong_order(char *addr)
 	free_pages(a, 1);
 }
 
-static void interior_pointer(char *addr)
+static void interior_pointer(void *addr)
 {
 	unsigned long a = __get_free_pages(GFP_KERNEL, 2) + PAGE_SIZE;
 
@@ -78,7 +78,7 @@ static void interior_pointer(char *addr)
 	free_pages(a, 0);
 }
 
-static void unaligned_pointer(char *addr)
+static void unaligned_pointer(void *addr)
 {
 	unsigned long a = __get_free_pages(GFP_KERNEL, 0) + 8;
 
@@ -86,7 +86,7 @@ static void unaligned_pointer(char *addr)
 	free_pages(a, 0);
 }
 
-static void exact_wrong_size(char *addr)
+static void exact_wrong_size(void *addr)
 {
 	void *p = alloc_pages_exact(5 * PAGE_SIZE, GFP_KERNEL);
 
@@ -94,7 +94,7 @@ static void exact_wrong_size(char *addr)
 	free_pages_exact(p, 8 * PAGE_SIZE);
 }
 
-static void order_too_large(char *addr)
+static void order_too_large(void *addr)
 {
 	unsigned long a = __get_free_pages(GFP_KERNEL, 0);
 
@@ -115,38 +115,9 @@ static const struct bad_case cases[] = {
 	{ "order too large", order_too_large, "above MAX_PAGE_ORDER" },
 };
 
-struct shared {
-	const struct bad_case *c;
-	char *addr;
-};
-
-static void run_case(void *arg)
-{
-	struct shared *s = arg;
-
-	s->c->provoke(s->addr);
-}
-
 int main(void)
 {
-	/* The child writes the address it freed into shared memory. */
-	char *addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	CHECK(addr != MAP_FAILED);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct shared s = { &cases[i], addr };
-		struct child_result res;
-
-		printf("-- %s\n", cases[i].name);
-		memset(addr, 0, 4096);
-		run_in_child(run_case, &s, &res);
-		if (!res.signaled || res.signal != SIGABRT || !strstr(res.err, cases[i].expect) ||
-		    !strstr(res.err, addr) || !strstr(res.err, "kmm: BUG: ")) {
-			fprintf(stderr, "case '%s': signal %d, status %d, address %s, stderr:\n%s\n",
-				cases[i].name, res.signal, res.status, addr, res.err);
-			CHECK(!"bad free reported as expected");
-		}
-		printf("ok %s\n", cases[i].name);
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_abort_report(cases[i].name, cases[i].provoke, cases[i].expect);
 	return 0;
 }
