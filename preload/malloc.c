@@ -317,8 +317,6 @@ KMM_API struct mallinfo2 mallinfo2(void)
 	for (int o = 0; o < NR_PAGE_ORDERS; o++)
 		mi.ordblks += bi.nr_free[o];
 	vmalloc_totals(&mi.hblks, &mi.hblkhd);
-	mi.usmblks = 0;
-	mi.keepcost = 0;
 	return mi;
 }
 

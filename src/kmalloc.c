@@ -30,7 +30,6 @@
 #define KMALLOC_TABLE_MAX 1024
 
 static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];
-static unsigned int kmalloc_sizes[KMALLOC_MAX_CLASSES];
 static unsigned int nr_kmalloc_classes;
 static size_t kmalloc_max_cache_size;
 /* kmalloc_table[(size + 7) / 8]: the cache for sizes up to 1024. */
@@ -92,7 +91,6 @@ bool kmalloc_init(void)
 		if (!s)
 			return false;
 		kmalloc_caches[i] = s;
-		kmalloc_sizes[i] = size;
 		nr_kmalloc_classes = i + 1;
 	}
 	for (unsigned int i = 1; i < ARRAY_SIZE(kmalloc_table); i++)

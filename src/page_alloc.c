@@ -394,6 +394,12 @@ static bool zone_wants_purge(struct zone *z)
 	return now - z->over_high_since >= (unsigned long)z->decay_ms;
 }
 
+/* A decay purge: down to half the high watermark, so it does not rerun at once. */
+static void zone_decay(struct zone *z)
+{
+	zone_purge(z, z->dirty_high / 2);
+}
+
 static void free_one_page(struct zone *z, struct page *page, unsigned int order)
 {
 	bool purge;
@@ -403,7 +409,7 @@ static void free_one_page(struct zone *z, struct page *page, unsigned int order)
 	purge = zone_wants_purge(z);
 	kmm_unlock(&z->lock);
 	if (purge)
-		zone_purge(z, z->dirty_high / 2);
+		zone_decay(z);
 }
 
 /* ---------------------------------------------------------------------------
@@ -510,7 +516,7 @@ static void free_unref_page(struct page *page, unsigned int order)
 	}
 	kmm_unlock(&pcp->lock);
 	if (purge)
-		zone_purge(&zone, zone.dirty_high / 2);
+		zone_decay(&zone);
 }
 
 KMM_API void kmm_drain_all_pages(void)
@@ -532,7 +538,7 @@ KMM_API void kmm_drain_all_pages(void)
 	purge = zone_wants_purge(&zone);
 	kmm_unlock(&zone.lock);
 	if (purge)
-		zone_purge(&zone, zone.dirty_high / 2);
+		zone_decay(&zone);
 }
 
 /* ---------------------------------------------------------------------------
@@ -680,7 +686,7 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
 	}
 	kmm_unlock(&zone.lock);
 	if (grew)
-		zone_purge(&zone, zone.dirty_high / 2);
+		zone_decay(&zone);
 	return page;
 }
 

@@ -53,6 +53,8 @@ static inline unsigned int kmm_current_cpu(void)
 #if defined(__x86_64__)
 #define KMM_HAVE_RSEQ_OPS 1
 #define SLOT_STRIDE_SHIFT 13
+#define RSEQ_STR2(x) #x
+#define RSEQ_STR(x) RSEQ_STR2(x)
 
 /* __rseq_offset, copied at start-up: one load instead of two through the GOT. */
 extern ptrdiff_t kmm_rseq_offset;
@@ -85,7 +87,7 @@ restart:
 	__asm__ goto(RSEQ_CS_TABLE
 		     "1:\n\t"
 		     "movl %%fs:(%[off]), %%eax\n\t"
-		     "shlq $13, %%rax\n\t"
+		     "shlq $" RSEQ_STR(SLOT_STRIDE_SHIFT) ", %%rax\n\t"
 		     "movq (%[slot0], %%rax), %%rcx\n\t"
 		     "movl (%%rcx), %%edx\n\t"
 		     "testl %%edx, %%edx\n\t"
@@ -115,7 +117,7 @@ restart:
 	__asm__ goto(RSEQ_CS_TABLE
 		     "1:\n\t"
 		     "movl %%fs:(%[off]), %%eax\n\t"
-		     "shlq $13, %%rax\n\t"
+		     "shlq $" RSEQ_STR(SLOT_STRIDE_SHIFT) ", %%rax\n\t"
 		     "movq (%[slot0], %%rax), %%rcx\n\t"
 		     "movl (%%rcx), %%edx\n\t"
 		     "cmpq %[obj], 8(%%rcx, %%rdx, 8)\n\t"

@@ -66,6 +66,10 @@ __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec"))) = dummy_slots;
 
 /* The per-CPU slot area: nr_slot_cpus rows of SLAB_MAX_CACHES pointers. */
+#ifdef KMM_HAVE_RSEQ_OPS
+_Static_assert(SLAB_MAX_CACHES * sizeof(void *) == 1u << SLOT_STRIDE_SHIFT,
+	       "the rseq sequences step between CPU rows by 1 << SLOT_STRIDE_SHIFT");
+#endif
 static struct slab_sheaf **percpu_slots;
 static unsigned int nr_slot_cpus;
 
