@@ -36,7 +36,7 @@ per_pair() { # label kind size [LD_PRELOAD]
 	[ -n "$lib" ] && envs=(env LD_PRELOAD="$lib")
 	a=$(count "${envs[@]}" "$pairs" "$kind" "$size" 10000)
 	b=$(count "${envs[@]}" "$pairs" "$kind" "$size" 30000)
-	printf '%-10s %-15s %6s %8.1f\n' "$label" "$kind+free" "$size" "$(echo "($b - $a) / 20000" | bc -l)"
+	printf '%-10s %-15s %6s %8.1f\n' "$label" "$kind+free" "$size" "$(awk -v a="$a" -v b="$b" 'BEGIN { print (b - a) / 20000 }')"
 }
 
 printf '%-10s %-15s %6s %8s\n' allocator pair size instr
