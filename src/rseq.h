@@ -166,6 +166,108 @@ fail:
 	return false;
 }
 
+/*
+ * Per-CPU variables (percpu.c): CPU c's copy of a variable whose CPU 0 copy
+ * is at base lies at base + c * stride. Each sequence locates the copy of
+ * the CPU it runs on and commits with its one store to that copy.
+ */
+static inline uint64_t rseq_percpu_add_return_u64(char *base, size_t stride, uint64_t delta)
+{
+	uint64_t v;
+
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "movl %%fs:(%[off]), %%eax\n\t"
+		     "imulq %[stride], %%rax\n\t"
+		     "addq %[base], %%rax\n\t"
+		     "movq (%%rax), %[v]\n\t"
+		     "addq %[delta], %[v]\n\t"
+		     "movq %[v], (%%rax)\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     : [v] "=&r"(v)
+		     : [off] "r"(kmm_rseq_offset), [base] "r"(base), [stride] "r"(stride),
+		       [delta] "r"(delta)
+		     : "rax", "memory", "cc"
+		     : restart);
+	return v;
+}
+
+static inline uint32_t rseq_percpu_add_return_u32(char *base, size_t stride, uint32_t delta)
+{
+	uint32_t v;
+
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "movl %%fs:(%[off]), %%eax\n\t"
+		     "imulq %[stride], %%rax\n\t"
+		     "addq %[base], %%rax\n\t"
+		     "movl (%%rax), %[v]\n\t"
+		     "addl %[delta], %[v]\n\t"
+		     "movl %[v], (%%rax)\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     : [v] "=&r"(v)
+		     : [off] "r"(kmm_rseq_offset), [base] "r"(base), [stride] "r"(stride),
+		       [delta] "r"(delta)
+		     : "rax", "memory", "cc"
+		     : restart);
+	return v;
+}
+
+/* Stores newv if this CPU's copy holds expect; returns the value it held. */
+static inline uint64_t rseq_percpu_cmpxchg_u64(char *base, size_t stride, uint64_t expect,
+					       uint64_t newv)
+{
+	uint64_t old;
+
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "movl %%fs:(%[off]), %%eax\n\t"
+		     "imulq %[stride], %%rax\n\t"
+		     "addq %[base], %%rax\n\t"
+		     "movq (%%rax), %[old]\n\t"
+		     "cmpq %[old], %[expect]\n\t"
+		     "jne 2f\n\t"
+		     "movq %[newv], (%%rax)\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     : [old] "=&r"(old)
+		     : [off] "r"(kmm_rseq_offset), [base] "r"(base), [stride] "r"(stride),
+		       [expect] "r"(expect), [newv] "r"(newv)
+		     : "rax", "memory", "cc"
+		     : restart);
+	return old;
+}
+
+static inline uint32_t rseq_percpu_cmpxchg_u32(char *base, size_t stride, uint32_t expect,
+					       uint32_t newv)
+{
+	uint32_t old;
+
+restart:
+	__asm__ goto(RSEQ_CS_TABLE
+		     "1:\n\t"
+		     "movl %%fs:(%[off]), %%eax\n\t"
+		     "imulq %[stride], %%rax\n\t"
+		     "addq %[base], %%rax\n\t"
+		     "movl (%%rax), %[old]\n\t"
+		     "cmpl %[old], %[expect]\n\t"
+		     "jne 2f\n\t"
+		     "movl %[newv], (%%rax)\n\t"
+		     "2:\n\t"
+		     RSEQ_ABORT_HANDLER
+		     : [old] "=&r"(old)
+		     : [off] "r"(kmm_rseq_offset), [base] "r"(base), [stride] "r"(stride),
+		       [expect] "r"(expect), [newv] "r"(newv)
+		     : "rax", "memory", "cc"
+		     : restart);
+	return old;
+}
+
 /* The CPU the sequences above would use right now. */
 static inline unsigned int rseq_cpu_start(void)
 {

@@ -6,6 +6,8 @@
 
 #include <kmm/gfp.h>
 #include <kmm/mmzone.h>
+#include <kmm/percpu.h>
+#include <kmm/percpu_counter.h>
 #include <kmm/slab.h>
 #include <kmm/vmalloc.h>
 
