@@ -14,6 +14,8 @@ workloads, the method and every file it writes. In short:
   RSS after free, each with its ratio to the best allocator, and a geometric
   mean row), a JSON file and gnuplot plots in the results folder.
 - bench/layers (kmm's own API, kmm only) runs once and gets its own table.
+- bench/counters (one counter under a spinlock, an atomic add, this_cpu_inc
+  and a percpu_counter, 1 to 4x the CPUs) gets a table and a plot.
 """
 import argparse
 import datetime
@@ -215,6 +217,57 @@ def layers_table(rows):
     return "\n".join(lines) + "\n"
 
 
+def run_counters(binary, reps, min_time):
+    """{method: {threads: median increments per second}} over reps processes."""
+    samples = {}
+    for _ in range(reps):
+        out = subprocess.run([binary, "--benchmark_format=json",
+                              f"--benchmark_min_time={min_time}"],
+                             capture_output=True, text=True, check=True).stdout
+        for b in json.loads(out)["benchmarks"]:
+            if b.get("error_occurred"):
+                sys.exit(f"compare.py: counters: {b['name']}: {b.get('error_message')}")
+            method = b["name"].split("/")[1]
+            samples.setdefault(method, {}).setdefault(b["threads"], []).append(
+                b["items_per_second"])
+    return {m: {t: statistics.median(v) for t, v in per.items()} for m, per in samples.items()}
+
+
+def counters_table(counters):
+    methods = list(counters)
+    threads = sorted(next(iter(counters.values())))
+    lines = ["### One counter, many threads: million increments per second", "",
+             "| threads | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for t in threads:
+        lines.append(f"| {t} | " + " | ".join(mops(counters[m][t]) for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def counters_plot(counters, out):
+    methods = list(counters)
+    threads = sorted(next(iter(counters.values())))
+    with open(os.path.join(out, "counters.dat"), "w") as f:
+        f.write("# threads " + " ".join(methods) + "\n")
+        for t in threads:
+            f.write(f"{t} " + " ".join(f"{counters[m][t] / 1e6:.4f}" for m in methods) + "\n")
+    plots = " , ".join(f"'counters.dat' using 1:{i + 2} with linespoints title '{m}'"
+                       for i, m in enumerate(methods))
+    script = ""
+    for term, ext in (("pngcairo size 700,450", "png"), ("svg size 700,450", "svg")):
+        script += f"""
+set terminal {term} noenhanced
+set output 'counters.{ext}'
+set title "One counter incremented by many threads"
+set ylabel "million increments per second"
+set xlabel "threads"
+set logscale x 2
+set grid
+set key top left
+plot {plots}
+"""
+    return gnuplot(script, out)
+
+
 def gnuplot(script, cwd):
     if not shutil.which("gnuplot"):
         log("compare.py: gnuplot is not installed; no plots")
@@ -320,7 +373,8 @@ def main():
     min_time = args.min_time or (0.01 if quick else 0.1)
     workloads_bin = os.path.join(args.build, "bench", "workloads")
     layers_bin = os.path.join(args.build, "bench", "layers")
-    for b in (workloads_bin, layers_bin):
+    counters_bin = os.path.join(args.build, "bench", "counters")
+    for b in (workloads_bin, layers_bin, counters_bin):
         if not os.access(b, os.X_OK):
             sys.exit(f"compare.py: {b} is not built (needs g++ and libbenchmark-dev)")
     allocs = allocators(args.build, args.allocators.split(",") if args.allocators else None)
@@ -347,6 +401,9 @@ def main():
     if args.mode != "contention":
         layers = run_layers(layers_bin, min_time)
         text += "\n" + layers_table(layers)
+    log("== per-CPU counters")
+    counters = run_counters(counters_bin, reps, min_time)
+    text += "\n" + counters_table(counters)
 
     plots = []
     if args.mode != "contention":
@@ -360,11 +417,14 @@ def main():
             plots.append("memory")
     if scaling_plot(med, allocs, args.out):
         plots.append("scaling")
+    if counters_plot(counters, args.out):
+        plots.append("counters")
 
     with open(os.path.join(args.out, "table.md"), "w") as f:
         f.write(text)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"machine": info, "medians": med, "runs": raw, "layers": layers}, f, indent=1)
+        json.dump({"machine": info, "medians": med, "runs": raw, "layers": layers,
+                   "counters": counters}, f, indent=1)
     print(text)
     print(f"results: {args.out}/ (table.md, results.json"
           + "".join(f", {p}.png, {p}.svg" for p in plots) + ")")
