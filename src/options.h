@@ -14,6 +14,7 @@ struct kmm_options {
 	int rseq;		/* -1: default (rseq where available), 0: per-thread sheaves */
 	long decay_ms;		/* page decay; -2: default */
 	bool stats;		/* malloc statistics on stderr at exit */
+	bool topology;		/* the topology on stderr at start-up */
 	char log_load[256];	/* append "pid exe" to this file at start-up */
 };
 

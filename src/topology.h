@@ -1,6 +1,7 @@
 /*
- * topology.h - the machine as kmm sees it: how many CPUs may ever run the
- * process. The cheap answer comes from sysconf; hwloc refines it later.
+ * topology.h - the machine as the allocator sees it at start-up: possible
+ * CPUs, cache line, NUMA nodes, read from sysfs without allocating. The
+ * richer view from hwloc is <kmm/topology.h>'s kmm_topology().
  */
 #ifndef KMM_TOPOLOGY_H
 #define KMM_TOPOLOGY_H
@@ -8,6 +9,8 @@
 #pragma GCC visibility push(hidden)
 
 unsigned int topology_nr_possible_cpus(void);
+unsigned int topology_cache_line(void);
+unsigned int topology_nr_nodes(void);
 
 #pragma GCC visibility pop
 

@@ -9,6 +9,7 @@
 #include <kmm/percpu.h>
 #include <kmm/percpu_counter.h>
 #include <kmm/slab.h>
+#include <kmm/topology.h>
 #include <kmm/vmalloc.h>
 
 #endif
