@@ -11,6 +11,12 @@
  * kfree() finds what it frees from the address alone: the page descriptor
  * names the slab cache, or marks a page run (PG_large_kmalloc, size in
  * private); an address outside every section may be a vmalloc area.
+ *
+ * A class's cache is created the first time the class is asked for: a
+ * short-lived process builds the few caches it uses, not all of them.
+ * Creation is serialized by the slab layer's start-up lock (taken by the
+ * fork handlers); kmalloc_caches[] and kmalloc_table[] entries are
+ * published with release stores and never change after.
  */
 #include <errno.h>
 #include <string.h>
@@ -29,7 +35,7 @@
 #define KMALLOC_MAX_CLASSES 64
 #define KMALLOC_TABLE_MAX 1024
 
-static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];
+static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];	/* NULL until used */
 static unsigned int nr_kmalloc_classes;
 static size_t kmalloc_max_cache_size;
 /* kmalloc_table[(size + 7) / 8]: the cache for sizes up to 1024. */
@@ -81,22 +87,43 @@ bool kmalloc_init(void)
 	unsigned int max = 4 * (unsigned int)os_page_size;
 
 	kmalloc_max_cache_size = max;
-	for (unsigned int i = 0; i < KMALLOC_MAX_CLASSES && class_size(i) <= max; i++) {
-		char name[32];
-		unsigned int size = class_size(i);
-		struct kmem_cache *s;
-
-		kmalloc_name(name, size);
-		s = slab_create_cache(name, size, 0, 0, NULL);
-		if (!s)
-			return false;
-		kmalloc_caches[i] = s;
-		nr_kmalloc_classes = i + 1;
-	}
-	for (unsigned int i = 1; i < ARRAY_SIZE(kmalloc_table); i++)
-		kmalloc_table[i] = kmalloc_caches[size_to_class(i * 8)];
-	kmalloc_table[0] = kmalloc_table[1];
+	while (nr_kmalloc_classes < KMALLOC_MAX_CLASSES && class_size(nr_kmalloc_classes) <= max)
+		nr_kmalloc_classes++;
 	return true;
+}
+
+/* Slab start-up lock held: makes class idx's cache and points the table at it. */
+static struct kmem_cache *kmalloc_create(unsigned int idx)
+{
+	char name[32];
+	struct kmem_cache *s;
+
+	kmalloc_name(name, class_size(idx));
+	s = slab_create_cache(name, class_size(idx), 0, 0, NULL);
+	if (!s)
+		return NULL;
+	tsan_release(s);
+	__atomic_store_n(&kmalloc_caches[idx], s, __ATOMIC_RELEASE);
+	/* Class sizes are multiples of 8: entries (previous class, this class]. */
+	for (unsigned int i = idx ? class_size(idx - 1) / 8 + 1 : 0;
+	     i <= class_size(idx) / 8 && i < ARRAY_SIZE(kmalloc_table); i++)
+		__atomic_store_n(&kmalloc_table[i], s, __ATOMIC_RELEASE);
+	return s;
+}
+
+/* The cache of class idx, created on first use; NULL if that fails. */
+static struct kmem_cache *kmalloc_cache(unsigned int idx)
+{
+	struct kmem_cache *s = __atomic_load_n(&kmalloc_caches[idx], __ATOMIC_ACQUIRE);
+
+	if (likely(s))
+		return s;
+	slab_setup_lock();
+	s = kmalloc_caches[idx];
+	if (!s)
+		s = kmalloc_create(idx);
+	slab_setup_unlock();
+	return s;
 }
 
 /* ---------------------------------------------------------------------------
@@ -130,8 +157,12 @@ void *kmalloc_slow(size_t size, gfp_t gfp)
 	if (size > kmalloc_max_cache_size) {
 		obj = kmalloc_large(size, gfp);
 	} else {
-		struct kmem_cache *s = kmalloc_caches[size_to_class(size)];
+		struct kmem_cache *s = kmalloc_cache(size_to_class(size));
 
+		if (!s) {
+			errno = ENOMEM;
+			return NULL;
+		}
 		obj = slab_alloc_fast(s);
 		if (!obj)
 			obj = slab_alloc_slow(s, gfp);
@@ -250,8 +281,12 @@ void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp)
 /* Shrinks every kmalloc cache, then gives free pages back: malloc_trim(). */
 unsigned long kmalloc_trim(void)
 {
-	for (unsigned int i = 0; i < nr_kmalloc_classes; i++)
-		kmm_kmem_cache_shrink(kmalloc_caches[i]);
+	for (unsigned int i = 0; i < nr_kmalloc_classes; i++) {
+		struct kmem_cache *s = __atomic_load_n(&kmalloc_caches[i], __ATOMIC_ACQUIRE);
+
+		if (s)
+			kmm_kmem_cache_shrink(s);
+	}
 	return kmm_page_reclaim();
 }
 

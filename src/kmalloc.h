@@ -16,7 +16,13 @@
 
 #define KMALLOC_TABLE_MAX 1024
 
-/* kmalloc_table[(size + 7) / 8]: the cache for sizes 1..1024. */
+/*
+ * kmalloc_table[(size + 7) / 8]: the cache for sizes 1..1024, or
+ * &slab_unready_cache (whose fast path always fails) until the class's
+ * cache exists. Entries are published with a release store once the cache
+ * is complete; the fast path's relaxed load is followed only by loads that
+ * depend on it.
+ */
 extern struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
 
 void *kmalloc_slow(size_t size, gfp_t gfp);
@@ -28,7 +34,10 @@ unsigned long kmalloc_trim(void);
 /* 1 <= size <= KMALLOC_TABLE_MAX. NULL: take kmalloc_slow(). */
 static inline void *kmalloc_fast(size_t size)
 {
-	return slab_alloc_fast(kmalloc_table[(size + 7) >> 3]);
+	struct kmem_cache *s = __atomic_load_n(&kmalloc_table[(size + 7) >> 3], __ATOMIC_RELAXED);
+
+	tsan_acquire(s);
+	return slab_alloc_fast(s);
 }
 
 /* A slab object onto this CPU's sheaf; false: take kfree_slow(). */

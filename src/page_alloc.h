@@ -52,7 +52,13 @@ struct page {
 	struct kmem_cache *slab_cache;
 	void *freelist;
 	unsigned int inuse;
-	unsigned int objects;
+	unsigned short objects;
+	/*
+	 * Objects from index fresh up were never handed out and are on no
+	 * freelist: a new slab is carved as it is used, so a process that
+	 * needs three objects touches three objects' pages, not the slab's.
+	 */
+	unsigned short fresh;
 };
 
 /*

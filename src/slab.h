@@ -93,7 +93,9 @@ extern __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec")));
 
 bool slab_init(void);
-/* kmalloc.c: creates the kmalloc caches during slab_init(). */
+void slab_setup_lock(void);
+void slab_setup_unlock(void);
+/* kmalloc.c: sets up the size classes during slab_init(). */
 bool kmalloc_init(void);
 void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp);
 /* After slab_free_fast() returned fast (0 or -1). */

@@ -58,9 +58,13 @@ _Atomic int slab_mode;
 ptrdiff_t kmm_rseq_offset;
 #endif
 struct slab_sheaf slab_dummy_sheaf;
-static struct slab_sheaf *dummy_slots[SLAB_MAX_CACHES] = {
-	[0 ... SLAB_MAX_CACHES - 1] = &slab_dummy_sheaf
-};
+/*
+ * A thread's slots until it has its own. Before start-up only index 0 (the
+ * unready cache) is ever looked up; slab_setup() fills the rest, in
+ * per-thread mode, before the mode is published. Filling it at run time
+ * spares every process a thousand relocations at load time.
+ */
+static struct slab_sheaf *dummy_slots[SLAB_MAX_CACHES] = { [0] = &slab_dummy_sheaf };
 struct kmem_cache slab_unready_cache = { .index = SLAB_NO_SHEAVES };
 __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec"))) = dummy_slots;
@@ -159,6 +163,9 @@ static void calculate_sizes(struct kmem_cache *s)
  * 1/4), as the kernel's calculate_order() does, holding at least four
  * objects when the object is small enough.
  */
+/* struct page counts a slab's objects in 16 bits. */
+#define MAX_OBJS_PER_SLAB 65535
+
 static bool calculate_order(struct kmem_cache *s)
 {
 	static const unsigned int fractions[] = { 16, 8, 4, 1 };
@@ -177,12 +184,14 @@ static bool calculate_order(struct kmem_cache *s)
 			if (n < min || (bytes % s->size) * fractions[f] > bytes)
 				continue;
 			s->order = order;
-			s->objects = (unsigned int)n;
+			s->objects = (unsigned int)(n < MAX_OBJS_PER_SLAB ? n : MAX_OBJS_PER_SLAB);
 			return true;
 		}
 	}
 	s->order = max_order;
 	s->objects = (unsigned int)((os_page_size << max_order) / s->size);
+	if (s->objects > MAX_OBJS_PER_SLAB)
+		s->objects = MAX_OBJS_PER_SLAB;
 	return true;
 }
 
@@ -312,6 +321,13 @@ static struct page *new_slab(struct kmem_cache *s, gfp_t gfp)
 		head[i].slab_cache = s;
 		head[i].private = (unsigned long)head;
 	}
+	head->inuse = 0;
+	head->objects = (unsigned short)s->objects;
+	head->freelist = NULL;
+	head->fresh = 0;
+	/* Plain caches are carved lazily (take_object); the rest are prepared now. */
+	if (!s->ctor && !(s->flags & SLAB_DEBUG_FLAGS))
+		return head;
 	/* Free list in address order: the first object is handed out first. */
 	for (unsigned int i = s->objects; i-- > 0;) {
 		void *obj = base + (size_t)i * s->size + s->red_left_pad;
@@ -324,9 +340,14 @@ static struct page *new_slab(struct kmem_cache *s, gfp_t gfp)
 		prev = obj;
 	}
 	head->freelist = prev;
-	head->inuse = 0;
-	head->objects = s->objects;
+	head->fresh = head->objects;
 	return head;
+}
+
+/* No object left: nothing on the freelist and nothing left to carve. */
+static bool slab_full(const struct page *slab)
+{
+	return !slab->freelist && slab->fresh == slab->objects;
 }
 
 static void discard_slab(struct kmem_cache *s, struct page *head)
@@ -357,10 +378,15 @@ static void *take_object(struct kmem_cache *s, struct kmem_cache_node *n)
 	struct page *slab = list_first_entry(&n->partial, struct page, lru);
 	void *obj = slab->freelist;
 
-	slab->freelist = get_freepointer(s, obj);
+	if (obj) {
+		slab->freelist = get_freepointer(s, obj);
+	} else {
+		obj = slab_base(slab) + (size_t)slab->fresh * s->size + s->red_left_pad;
+		slab->fresh++;
+	}
 	slab->inuse++;
 	n->inuse_objects++;
-	if (!slab->freelist) {
+	if (slab_full(slab)) {
 		remove_partial(n, slab);
 		list_add(&slab->lru, &n->full);
 	}
@@ -380,7 +406,9 @@ static void put_object(struct kmem_cache *s, struct kmem_cache_node *n, void *ob
 
 	if (off % s->size || off / s->size >= s->objects)
 		slab_bad_free(obj, "not the start of an object");
-	if (!slab->freelist) {
+	if (off / s->size >= slab->fresh)
+		slab_bad_free(obj, "never allocated");
+	if (slab_full(slab)) {
 		list_del(&slab->lru);
 		add_partial(n, slab);
 	}
@@ -973,8 +1001,13 @@ static bool slab_setup(void)
 			return false;
 		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
 			*percpu_slot(cpu, SLAB_NO_SHEAVES) = &slab_dummy_sheaf;
-	} else if (pthread_key_create(&slab_thread_key, slab_thread_exit) != 0) {
-		return false;
+		/* kmalloc classes not created yet point here: always the slow path. */
+		slab_unready_cache.cpu_slot0 = (uintptr_t)percpu_slot(0, SLAB_NO_SHEAVES);
+	} else {
+		if (pthread_key_create(&slab_thread_key, slab_thread_exit) != 0)
+			return false;
+		for (unsigned int i = 1; i < SLAB_MAX_CACHES; i++)
+			dummy_slots[i] = &slab_dummy_sheaf;
 	}
 	init_cache_struct(&kmem_cache_boot, "kmem_cache", sizeof(struct kmem_cache),
 			  sizeof(void *), 0, NULL);
@@ -992,6 +1025,20 @@ static bool slab_setup(void)
 		return false;
 	atomic_store_explicit(&slab_mode, mode, memory_order_release);
 	return true;
+}
+
+/*
+ * The lock that start-up holds, for kmalloc's caches made on first use:
+ * the fork handlers take it before slab_mutex, so no child inherits it held.
+ */
+void slab_setup_lock(void)
+{
+	kmm_lock(&slab_init_lock);
+}
+
+void slab_setup_unlock(void)
+{
+	kmm_unlock(&slab_init_lock);
 }
 
 bool slab_init(void)
@@ -1107,7 +1154,7 @@ static unsigned int report_live_objects(struct kmem_cache *s, struct page *slab,
 		if (i < sizeof(freemap) * 8)
 			freemap[i / 8] |= (unsigned char)(1u << (i % 8));
 	}
-	for (unsigned int i = 0; i < slab->objects && shown < budget; i++) {
+	for (unsigned int i = 0; i < slab->fresh && shown < budget; i++) {
 		if (i < sizeof(freemap) * 8 && (freemap[i / 8] & (1u << (i % 8))))
 			continue;
 		kmm_report("  object %p still allocated",

@@ -303,22 +303,48 @@ static void test_destroy_report_lists_objects(void)
 	kmem_cache_destroy(s); /* now empty: really destroyed */
 }
 
-static void test_show_slabinfo(void)
+static void read_slabinfo(char *buf, size_t size)
 {
 	int fds[2];
-	char buf[65536] = { 0 };
 	size_t len = 0;
 	ssize_t n;
 
 	CHECK(pipe(fds) == 0);
 	kmm_show_slabinfo(fds[1]);
 	close(fds[1]);
-	while ((n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+	while ((n = read(fds[0], buf + len, size - 1 - len)) > 0)
 		len += (size_t)n;
+	buf[len] = 0;
 	close(fds[0]);
+}
+
+static void test_show_slabinfo(void)
+{
+	static char buf[65536];
+
+	kfree(kmalloc(64, GFP_KERNEL));
+	read_slabinfo(buf, sizeof(buf));
 	CHECK(strncmp(buf, "slabinfo - version: 2.1\n", 24) == 0);
 	CHECK(strstr(buf, "\nkmalloc-64 ") != NULL);
 	CHECK(strstr(buf, "\nkmem_cache ") != NULL);
+}
+
+/* A kmalloc class gets its cache when first used, not at start-up. */
+static void test_kmalloc_cache_on_demand(void)
+{
+	static char buf[65536];
+	char name[32];
+	size_t size = 3 * PAGE_SIZE + PAGE_SIZE / 2;	/* the 3.5-page class, unused so far */
+
+	snprintf(name, sizeof(name), "\nkmalloc-%zu ", size);
+	read_slabinfo(buf, sizeof(buf));
+	CHECK(strstr(buf, name) == NULL);
+	void *p = kmalloc(size - 8, GFP_KERNEL);
+	CHECK(p != NULL);
+	CHECK_EQ(ksize(p), size);
+	read_slabinfo(buf, sizeof(buf));
+	CHECK(strstr(buf, name) != NULL);
+	kfree(p);
 }
 
 int main(void)
@@ -334,5 +360,6 @@ int main(void)
 	RUN(test_reports);
 	RUN(test_destroy_report_lists_objects);
 	RUN(test_show_slabinfo);
+	RUN(test_kmalloc_cache_on_demand);
 	return 0;
 }
