@@ -150,7 +150,7 @@ static void *kmalloc_large(size_t size, gfp_t gfp)
 	struct page *page;
 
 	if (size > (os_page_size << MAX_PAGE_ORDER))
-		return vmalloc_caller(size, gfp, 0, __builtin_return_address(0));
+		return vmalloc_recycled(size, gfp, __builtin_return_address(0));
 	page = kmm_alloc_pages(gfp, order_for(size));
 	if (!page)
 		return NULL;
@@ -234,7 +234,7 @@ void kfree_slow(const void *p, const char *who)
 			"(double free, or a pointer into an object)", who, p);
 	}
 	if (vmalloc_size(p)) {
-		kmm_vfree(p);
+		vfree_recycle(p);
 		return;
 	}
 	kmm_bug("BUG: %s(%p): invalid pointer: kmm never gave out this address", who, p);
@@ -301,6 +301,7 @@ unsigned long kmalloc_trim(void)
 		if (s)
 			kmm_kmem_cache_shrink(s);
 	}
+	vmalloc_recycle_drain();
 	return kmm_page_reclaim();
 }
 

@@ -1016,6 +1016,11 @@ KMM_API void kmm_show_buddyinfo(int fd)
 	kmm_dprint(fd, "\n");
 }
 
+long page_decay_ms(void)
+{
+	return __atomic_load_n(&zone.decay_ms, __ATOMIC_RELAXED);
+}
+
 KMM_API long kmm_page_decay_ms(long decay_ms)
 {
 	long old;
@@ -1024,7 +1029,7 @@ KMM_API long kmm_page_decay_ms(long decay_ms)
 		return -1;
 	kmm_lock(&zone.lock);
 	old = zone.decay_ms;
-	zone.decay_ms = decay_ms < 0 ? -1 : decay_ms;
+	__atomic_store_n(&zone.decay_ms, decay_ms < 0 ? -1 : decay_ms, __ATOMIC_RELAXED);
 	zone.over_high_since = 0;
 	kmm_unlock(&zone.lock);
 	return old;

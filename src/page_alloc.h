@@ -120,6 +120,8 @@ static inline struct page *addr_to_page(const void *addr)
 
 /* Starts the page allocator if needed; false if it cannot (ENOMEM). */
 bool page_alloc_init(void);
+/* The decay time in ms (-1: never release); other layers' caches follow it. */
+long page_decay_ms(void);
 
 struct kmem_cache;
 

@@ -3,8 +3,17 @@
  * after it, and the registry of areas (the kernel's vmap_area tree; here a
  * sorted array, searched in O(log n)).
  *
- * Locking: vmap_lock protects the registry. System calls run outside it,
- * except the ones that must be atomic with the registry update.
+ * kmalloc's blocks beyond the largest buddy block are vmalloc areas too.
+ * When kfree gives one back it is kept for a while (the recycle cache: a
+ * few areas, 64 MiB at most) and handed to the next kmalloc it fits, so a
+ * program that allocates and frees the same big buffer in a loop does not
+ * map, fault in and unmap it every time. Cached areas leave after the page
+ * allocator's decay time, checked on every large kmalloc and kfree, and
+ * all at once on kmalloc_trim (malloc_trim).
+ *
+ * Locking: vmap_lock protects the registry and the recycle cache. System
+ * calls run outside it, except the ones that must be atomic with the
+ * registry update.
  */
 #include "vmalloc.h"
 
@@ -31,6 +40,19 @@ struct vmap_area {
 static struct kmm_lock vmap_lock = KMM_LOCK_INIT;
 static struct vmap_area *areas;	/* sorted by addr */
 static size_t nr_areas, max_areas;
+
+#define RECYCLE_SLOTS 4
+#define RECYCLE_MAX_BYTES (64UL << 20)
+
+struct recycled_area {
+	struct vmap_area va;
+	unsigned long freed_ms;
+};
+
+/* Areas kfree gave back, out of the registry; vmap_lock. */
+static struct recycled_area recycled[RECYCLE_SLOTS];
+static unsigned int nr_recycled;
+static size_t recycled_bytes;
 
 /* vmap_lock held. Index of the first area with addr >= a. */
 static size_t area_search(uintptr_t a)
@@ -76,21 +98,28 @@ static bool area_reserve(void)
 	return true;
 }
 
-static bool area_insert(const struct vmap_area *va)
+/* vmap_lock held. */
+static bool __area_insert(const struct vmap_area *va)
 {
 	size_t i;
 
-	kmm_lock(&vmap_lock);
-	if (!area_reserve()) {
-		kmm_unlock(&vmap_lock);
+	if (!area_reserve())
 		return false;
-	}
 	i = area_search(va->addr);
 	memmove(&areas[i + 1], &areas[i], (nr_areas - i) * sizeof(*areas));
 	areas[i] = *va;
 	nr_areas++;
-	kmm_unlock(&vmap_lock);
 	return true;
+}
+
+static bool area_insert(const struct vmap_area *va)
+{
+	bool ok;
+
+	kmm_lock(&vmap_lock);
+	ok = __area_insert(va);
+	kmm_unlock(&vmap_lock);
+	return ok;
 }
 
 /* vmap_lock held. */
@@ -162,6 +191,112 @@ void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 	}
 	/* Fresh mappings are zero: __GFP_ZERO costs nothing. */
 	return p;
+}
+
+/* vmap_lock held. Moves the expired areas (all, if everything) to out. */
+static unsigned int recycle_expire(struct vmap_area *out, bool everything)
+{
+	long decay = page_decay_ms();
+	unsigned long now = kmm_now_ms();
+	unsigned int n = 0, kept = 0;
+
+	for (unsigned int i = 0; i < nr_recycled; i++) {
+		struct recycled_area *r = &recycled[i];
+
+		if (everything || (decay >= 0 && now - r->freed_ms >= (unsigned long)decay)) {
+			recycled_bytes -= r->va.size;
+			out[n++] = r->va;
+		} else {
+			recycled[kept++] = *r;
+		}
+	}
+	nr_recycled = kept;
+	return n;
+}
+
+static void unmap_all(const struct vmap_area *va, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		unmap_area(&va[i]);
+}
+
+/*
+ * vmap_lock held. The smallest cached area that holds size bytes without
+ * keeping more than twice as much; it is back in the registry. Else NULL.
+ */
+static void *recycle_take(size_t size, void *caller)
+{
+	int best = -1;
+
+	for (unsigned int i = 0; i < nr_recycled; i++) {
+		size_t have = recycled[i].va.size;
+
+		if (have >= size && have / 2 <= size &&
+		    (best < 0 || have < recycled[best].va.size))
+			best = (int)i;
+	}
+	if (best < 0 || !__area_insert(&recycled[best].va))
+		return NULL;
+	struct vmap_area *va = area_at(recycled[best].va.addr);
+
+	va->caller = caller;
+	recycled_bytes -= va->size;
+	recycled[best] = recycled[--nr_recycled];
+	return (void *)va->addr;
+}
+
+void *vmalloc_recycled(size_t size, gfp_t gfp, void *caller)
+{
+	struct vmap_area expired[RECYCLE_SLOTS];
+	unsigned int n;
+	void *p;
+
+	kmm_lock(&vmap_lock);
+	n = recycle_expire(expired, false);
+	p = recycle_take(size, caller);
+	kmm_unlock(&vmap_lock);
+	unmap_all(expired, n);
+	if (!p)
+		return vmalloc_caller(size, gfp, 0, caller);
+	if (gfp & __GFP_ZERO)
+		memset(p, 0, size);
+	return p;
+}
+
+void vfree_recycle(const void *addr)
+{
+	struct vmap_area expired[RECYCLE_SLOTS + 1];
+	struct vmap_area va = take_area(addr, "kfree");
+	unsigned int n;
+
+	if (va.huge || va.size > RECYCLE_MAX_BYTES || page_decay_ms() == 0) {
+		unmap_area(&va);
+		return;
+	}
+	kmm_lock(&vmap_lock);
+	n = recycle_expire(expired, false);
+	/* Full, or over budget: the oldest area leaves. */
+	while (nr_recycled && (nr_recycled == RECYCLE_SLOTS ||
+			       recycled_bytes + va.size > RECYCLE_MAX_BYTES)) {
+		expired[n++] = recycled[0].va;
+		recycled_bytes -= recycled[0].va.size;
+		memmove(&recycled[0], &recycled[1], --nr_recycled * sizeof(recycled[0]));
+	}
+	recycled[nr_recycled++] = (struct recycled_area){ .va = va, .freed_ms = kmm_now_ms() };
+	recycled_bytes += va.size;
+	kmm_unlock(&vmap_lock);
+	unmap_all(expired, n);
+}
+
+void vmalloc_recycle_drain(void)
+{
+	struct vmap_area expired[RECYCLE_SLOTS];
+	unsigned int n;
+
+	kmm_lock(&vmap_lock);
+	n = recycle_expire(expired, true);
+	kmm_unlock(&vmap_lock);
+	unmap_all(expired, n);
 }
 
 KMM_API void *kmm_vmalloc(size_t size, gfp_t gfp, bool huge)

@@ -17,6 +17,16 @@
  */
 void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller);
 
+/*
+ * kmalloc's blocks beyond the largest buddy block: an area recycled from
+ * vfree_recycle() when one fits (cleared for __GFP_ZERO), else a new one.
+ * vfree_recycle() keeps the area for reuse for the decay time;
+ * vmalloc_recycle_drain() unmaps every kept area.
+ */
+void *vmalloc_recycled(size_t size, gfp_t gfp, void *caller);
+void vfree_recycle(const void *addr);
+void vmalloc_recycle_drain(void);
+
 /* How many areas there are, and their bytes (guard pages included). */
 void vmalloc_totals(size_t *areas, size_t *bytes);
 

@@ -150,6 +150,31 @@ static void test_large(void)
 	CHECK(!is_vmalloc_addr(big));
 }
 
+/*
+ * Blocks beyond the largest buddy block are kept for a while after kfree
+ * and handed to the next request they fit: same address, no new mapping.
+ * kzalloc still gets zeroes.
+ */
+static void test_large_recycled(void)
+{
+	size_t size = 2 * MAX_BLOCK;
+	unsigned char *a = kmalloc(size, GFP_KERNEL), *b, *c;
+
+	CHECK(a != NULL);
+	fill(a, size, 5);
+	kfree(a);
+	b = kmalloc(size - PAGE_SIZE, GFP_KERNEL);	/* fits: reused */
+	CHECK(b == a);
+	CHECK(is_vmalloc_addr(b));
+	CHECK_EQ(ksize(b), size);
+	kfree(b);
+	c = kzalloc(size, GFP_KERNEL);
+	CHECK(c == a);
+	for (size_t i = 0; i < size; i += 997)
+		CHECK_EQ(c[i], 0);
+	kfree(c);
+}
+
 static void test_copies(void)
 {
 	char *s = kstrdup("hello, kmm", GFP_KERNEL);
@@ -214,6 +239,15 @@ static void kfree_twice_run(void *arg)
 	kfree(p);
 }
 
+static void kfree_twice_big(void *arg)
+{
+	char *p = kmalloc(2 * MAX_BLOCK, GFP_KERNEL);
+
+	sprintf(arg, "%p", (void *)p);
+	kfree(p);	/* kept for reuse, but no longer a live block */
+	kfree(p);
+}
+
 static void kfree_twice_small(void *arg)
 {
 	char *p = kmalloc(100, GFP_KERNEL);
@@ -232,6 +266,7 @@ static void test_bad_kfree(void)
 		{ kfree_foreign, "invalid pointer: kmm never gave out this address" },
 		{ kfree_inside_run, "not the start of an allocation" },
 		{ kfree_twice_run, "not the start of an allocation" },
+		{ kfree_twice_big, "invalid pointer: kmm never gave out this address" },
 		{ kfree_twice_small, "double free" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -246,6 +281,7 @@ int main(void)
 	RUN(test_overflow);
 	RUN(test_krealloc);
 	RUN(test_large);
+	RUN(test_large_recycled);
 	RUN(test_copies);
 	RUN(test_kfree_sensitive);
 	RUN(test_kvmalloc);
