@@ -250,29 +250,32 @@ def counters_plot(counters, out):
         f.write("# threads " + " ".join(methods) + "\n")
         for t in threads:
             f.write(f"{t} " + " ".join(f"{counters[m][t] / 1e6:.4f}" for m in methods) + "\n")
-    plots = " , ".join(f"'counters.dat' using 1:{i + 2} with linespoints title '{m}'"
-                       for i, m in enumerate(methods))
-    script = ""
-    for term, ext in (("pngcairo size 700,450", "png"), ("svg size 700,450", "svg")):
-        script += f"""
-set terminal {term} noenhanced
-set output 'counters.{ext}'
+    return gnuplot(out, "counters", "700,450", f"""
 set title "One counter incremented by many threads"
 set ylabel "million increments per second"
 set xlabel "threads"
 set logscale x 2
 set grid
 set key top left
-plot {plots}
-"""
-    return gnuplot(script, out)
+{lines("counters.dat", methods)}
+""")
 
 
-def gnuplot(script, cwd):
+def lines(dat, names):
+    """A gnuplot plot command: column 1 against each named column, as lines."""
+    return "plot " + " , ".join(f"'{dat}' using 1:{i + 2} with linespoints title '{n}'"
+                                for i, n in enumerate(names))
+
+
+def gnuplot(out, stem, size, body):
+    """Renders body to stem.png and stem.svg in out; False without gnuplot."""
     if not shutil.which("gnuplot"):
         log("compare.py: gnuplot is not installed; no plots")
         return False
-    subprocess.run(["gnuplot"], input=script, text=True, cwd=cwd, check=True)
+    script = "".join(f"reset\nset terminal {term} size {size} noenhanced\n"
+                     f"set output '{stem}.{ext}'\n{body}\n"
+                     for term, ext in (("pngcairo", "png"), ("svg", "svg")))
+    subprocess.run(["gnuplot"], input=script, text=True, cwd=out, check=True)
     return True
 
 
@@ -288,11 +291,7 @@ def bar_plot(med, allocs, key, higher_better, out, stem, title, ylabel):
                     " ".join(f"{r:.4f}" for r in ratios) + "\n")
     cols = " , ".join(f"'{stem}.dat' using {i + 2}:xtic(1) title '{n}'"
                       for i, n in enumerate(names))
-    script = ""
-    for term, ext in (("pngcairo size 1400,600", "png"), ("svg size 1400,600", "svg")):
-        script += f"""
-set terminal {term} noenhanced
-set output '{stem}.{ext}'
+    return gnuplot(out, stem, "1400,600", f"""
 set title "{title}"
 set ylabel "{ylabel}"
 set style data histogram
@@ -303,44 +302,35 @@ set key outside right
 set xtics rotate by -40
 set grid ytics
 plot {cols}
-"""
-    return gnuplot(script, out)
+""")
 
 
 def scaling_plot(med, allocs, out):
     families = sorted({w.split("/")[0] for w in med if "threads:" in w})
     names = list(allocs)
+    present = []
     for fam in families:
         rows = sorted((int(w.rsplit(":", 1)[1]), w) for w in med if w.split("/")[0] == fam)
         if len(rows) < 2:
             continue
+        present.append(fam)
         with open(os.path.join(out, f"scaling-{fam}.dat"), "w") as f:
             f.write("# threads " + " ".join(names) + "\n")
             for threads, w in rows:
                 f.write(f"{threads} " + " ".join(f"{med[w][a]['ops'] / 1e6:.4f}"
                                                   for a in names) + "\n")
-    present = [f for f in families if os.path.exists(os.path.join(out, f"scaling-{f}.dat"))]
     if not present:
         return False
-    cols = len(present)
-    script = ""
-    for term, ext in ((f"pngcairo size {450 * cols},450", "png"),
-                      (f"svg size {450 * cols},450", "svg")):
-        script += f"""
-set terminal {term} noenhanced
-set output 'scaling.{ext}'
-set multiplot layout 1,{cols} title "Thread scaling: million operations per second"
+    panels = "".join(f"set title '{fam}'\n{lines(f'scaling-{fam}.dat', names)}\n"
+                     for fam in present)
+    return gnuplot(out, "scaling", f"{450 * len(present)},450", f"""
+set multiplot layout 1,{len(present)} title "Thread scaling: million operations per second"
 set logscale x 2
 set xlabel "threads"
 set grid
 set key top left
-"""
-        for fam in present:
-            plots = " , ".join(f"'scaling-{fam}.dat' using 1:{i + 2} with linespoints title '{n}'"
-                               for i, n in enumerate(names))
-            script += f"set title '{fam}'\nplot {plots}\n"
-        script += "unset multiplot\n"
-    return gnuplot(script, out)
+{panels}unset multiplot
+""")
 
 
 def machine():
