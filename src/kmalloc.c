@@ -90,7 +90,7 @@ bool kmalloc_init(void)
 {
 	unsigned int max = 4 * (unsigned int)os_page_size;
 
-	kmalloc_max_cache_size = max;
+	__atomic_store_n(&kmalloc_max_cache_size, max, __ATOMIC_RELAXED);
 	while (nr_kmalloc_classes < KMALLOC_MAX_CLASSES && class_size(nr_kmalloc_classes) <= max)
 		nr_kmalloc_classes++;
 	return true;
@@ -188,15 +188,26 @@ void *kmalloc_slow(size_t size, gfp_t gfp)
 	return obj;
 }
 
+void *kmalloc_fast_medium(size_t size)
+{
+	struct kmem_cache *s;
+
+	/* 0 until start-up: then every size takes the slow path. */
+	if (size > __atomic_load_n(&kmalloc_max_cache_size, __ATOMIC_RELAXED))
+		return NULL;
+	s = __atomic_load_n(&kmalloc_caches[size_to_class(size)], __ATOMIC_ACQUIRE);
+	return s ? slab_alloc_fast(s) : NULL;
+}
+
 KMM_API void *kmm_kmalloc(size_t size, gfp_t gfp)
 {
-	if (likely(size - 1 < KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO))) {
-		void *obj = kmalloc_fast(size);
+	void *obj = NULL;
 
-		if (likely(obj))
-			return obj;
-	}
-	return kmalloc_slow(size, gfp);
+	if (likely(size - 1 < KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO)))
+		obj = kmalloc_fast(size);
+	else if (size > KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO))
+		obj = kmalloc_fast_medium(size);
+	return likely(obj) ? obj : kmalloc_slow(size, gfp);
 }
 
 KMM_API void *kmm_kmalloc_array(size_t n, size_t size, gfp_t gfp)

@@ -26,6 +26,8 @@
 extern struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
 
 void *kmalloc_slow(size_t size, gfp_t gfp);
+/* KMALLOC_TABLE_MAX < size: this CPU's sheaf of the class, if the cache exists. */
+void *kmalloc_fast_medium(size_t size);
 void kfree_slow(const void *p, const char *who);
 size_t kmalloc_usable_size(const void *p, const char *who);
 void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp);
