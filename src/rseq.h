@@ -78,11 +78,14 @@ extern ptrdiff_t kmm_rseq_offset;
 	"jmp %l[restart]\n\t"                                           \
 	".popsection\n\t"
 
-/* Pops the top object of this CPU's sheaf into *objp; false if it is empty. */
+/*
+ * Pops the top object of this CPU's sheaf into *objp; false if it is empty.
+ * The object goes out through memory, not an asm goto output: GCC 12 under
+ * -fsanitize=address returned an output register's stale value on the
+ * empty path.
+ */
 static inline bool rseq_sheaf_pop(uintptr_t slot0, void **objp)
 {
-	void *obj;
-
 restart:
 	__asm__ goto(RSEQ_CS_TABLE
 		     "1:\n\t"
@@ -93,15 +96,15 @@ restart:
 		     "testl %%edx, %%edx\n\t"
 		     "jz %l[empty]\n\t"
 		     "subl $1, %%edx\n\t"
-		     "movq 16(%%rcx, %%rdx, 8), %[obj]\n\t"
+		     "movq 16(%%rcx, %%rdx, 8), %%rax\n\t"
+		     "movq %%rax, (%[objp])\n\t"
 		     "movl %%edx, (%%rcx)\n\t"
 		     "2:\n\t"
 		     RSEQ_ABORT_HANDLER
-		     : [obj] "=r"(obj)
-		     : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0)
+		     :
+		     : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0), [objp] "r"(objp)
 		     : "rax", "rcx", "rdx", "memory", "cc"
 		     : restart, empty);
-	*objp = obj;
 	return true;
 empty:
 	return false;
