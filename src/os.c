@@ -5,6 +5,15 @@
  * mapping, so that sections usually come out contiguous and aligned with a
  * single mmap; otherwise they over-map by the alignment and trim both ends.
  * The hint is a racy optimisation only: any answer from mmap is checked.
+ *
+ * The first trimmed mapping (the first section, at start-up) keeps its
+ * larger leftover instead of unmapping it: the spare. Later small mappings
+ * (section descriptors, the section table's first leaf, per-CPU lists and
+ * slots) are carved from it, so a process's start-up costs one mmap instead
+ * of eleven memory system calls. The spare is untouched, so carved memory
+ * is as fresh and zeroed as a new mapping. Carving is a compare-and-swap on
+ * a cursor; when any mmap fails (an address-space limit), the rest of the
+ * spare is unmapped and the mmap is tried again.
  */
 #include "os.h"
 
@@ -21,6 +30,10 @@ unsigned int os_page_shift;
 
 static _Atomic uintptr_t next_aligned_hint;
 
+static _Atomic uintptr_t spare_cursor;	/* 0: no spare (yet, or any more) */
+static uintptr_t spare_end;		/* written before spare_cursor is published */
+static atomic_bool spare_made;
+
 void os_init(void)
 {
 	long size = sysconf(_SC_PAGESIZE);
@@ -31,17 +44,61 @@ void os_init(void)
 	os_page_shift = (unsigned int)__builtin_ctzl((unsigned long)size);
 }
 
+/* size bytes at a multiple of align from the spare, or NULL. */
+static void *spare_carve(size_t size, size_t align)
+{
+	uintptr_t cur = atomic_load_explicit(&spare_cursor, memory_order_acquire), start;
+
+	do {
+		if (!cur)
+			return NULL;
+		start = (cur + align - 1) & ~(uintptr_t)(align - 1);
+		if (start < cur || start + size < start || start + size > spare_end)
+			return NULL;
+	} while (!atomic_compare_exchange_weak_explicit(&spare_cursor, &cur, start + size,
+							memory_order_acquire,
+							memory_order_acquire));
+	return (void *)start;
+}
+
+/* Unmaps what is left of the spare; true if there was something. */
+static bool spare_release(void)
+{
+	uintptr_t cur = atomic_exchange_explicit(&spare_cursor, 0, memory_order_acquire);
+
+	if (!cur || cur >= spare_end)
+		return false;
+	munmap((void *)cur, spare_end - cur);
+	return true;
+}
+
+/* A trimmed-off piece: the first big one becomes the spare, the rest go. */
+static void keep_or_unmap(uintptr_t start, size_t size)
+{
+	if (size >= 64 * os_page_size && !atomic_exchange(&spare_made, true)) {
+		spare_end = start + size;
+		atomic_store_explicit(&spare_cursor, start, memory_order_release);
+		return;
+	}
+	munmap((void *)start, size);
+}
+
 static void *map_at(void *hint, size_t size)
 {
 	void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
 
+	if (p == MAP_FAILED && spare_release())
+		p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
 void *os_map(size_t size)
 {
-	void *p = map_at(NULL, size);
+	void *p = spare_carve((size + os_page_size - 1) & ~(os_page_size - 1), os_page_size);
+
+	if (!p)
+		p = map_at(NULL, size);
 
 	if (!p)
 		errno = ENOMEM;
@@ -76,10 +133,17 @@ static void *map_aligned_trimmed(size_t size, size_t align)
 		return NULL;
 	start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
 	end = start + size;
-	if (start > (uintptr_t)raw)
-		munmap(raw, start - (uintptr_t)raw);
-	if ((uintptr_t)raw + over > end)
-		munmap((void *)end, (uintptr_t)raw + over - end);
+	/* The larger piece first, so that it is the one kept as the spare. */
+	if (start - (uintptr_t)raw >= (uintptr_t)raw + over - end) {
+		if (start > (uintptr_t)raw)
+			keep_or_unmap((uintptr_t)raw, start - (uintptr_t)raw);
+		if ((uintptr_t)raw + over > end)
+			keep_or_unmap(end, (uintptr_t)raw + over - end);
+	} else {
+		keep_or_unmap(end, (uintptr_t)raw + over - end);
+		if (start > (uintptr_t)raw)
+			keep_or_unmap((uintptr_t)raw, start - (uintptr_t)raw);
+	}
 	return (void *)start;
 }
 
@@ -89,6 +153,9 @@ void *os_map_aligned(size_t size, size_t align)
 
 	/* Trimming works in whole pages. */
 	size = (size + os_page_size - 1) & ~(os_page_size - 1);
+	p = spare_carve(size, align);
+	if (p)
+		return p;
 	p = map_aligned_hinted(size, align);
 
 	if (!p)

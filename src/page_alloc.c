@@ -253,16 +253,15 @@ static bool watermark_ok(const struct zone *z, unsigned int order, gfp_t gfp)
 /* Zone lock held. Maps one more section into the zone. */
 static int grow_zone(struct zone *z)
 {
-	struct mem_section *ms = section_meta_get(z);
-	void *mem;
+	/* The section first: its alignment trim leaves room for the descriptors. */
+	void *mem = os_map_aligned(section_size, section_size);
+	struct mem_section *ms = mem ? section_meta_get(z) : NULL;
 
-	if (!ms)
-		return -1;
-	mem = os_map_aligned(section_size, section_size);
-	if (!mem || !section_set((uintptr_t)mem, ms)) {
+	if (!ms || !section_set((uintptr_t)mem, ms)) {
 		if (mem)
 			os_unmap(mem, section_size);
-		list_add(&ms->list, &z->retired);
+		if (ms)
+			list_add(&ms->list, &z->retired);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -595,13 +594,6 @@ static bool page_alloc_setup(void)
 	struct per_cpu_pages *pcps;
 
 	os_init();
-	pcps = os_map(sizeof(*pcps) * n);
-	if (!pcps)
-		return false;
-	for (unsigned int cpu = 0; cpu < n; cpu++) {
-		for (int o = 0; o < NR_PCP_ORDERS; o++)
-			INIT_LIST_HEAD(&pcps[cpu].lists[o]);
-	}
 	section_shift = os_page_shift + MAX_PAGE_ORDER;
 	section_size = (size_t)1 << section_shift;
 	section_meta_size = sizeof(struct mem_section) + SECTION_PAGES * sizeof(struct page);
@@ -619,6 +611,22 @@ static bool page_alloc_setup(void)
 	zone.wmark_min = SECTION_PAGES / 16;
 	zone.dirty_high = SECTION_PAGES;
 	zone.decay_ms = kmm_options()->decay_ms >= -1 ? kmm_options()->decay_ms : 1000;
+	/*
+	 * The first section now, before any other mapping: what its alignment
+	 * trim leaves is where the per-CPU lists and, later, the slab layer's
+	 * slots are carved from (os.c). A failure here is not fatal: the zone
+	 * grows again on demand.
+	 */
+	kmm_lock(&zone.lock);
+	grow_zone(&zone);
+	kmm_unlock(&zone.lock);
+	pcps = os_map(sizeof(*pcps) * n);
+	if (!pcps)
+		return false;
+	for (unsigned int cpu = 0; cpu < n; cpu++) {
+		for (int o = 0; o < NR_PCP_ORDERS; o++)
+			INIT_LIST_HEAD(&pcps[cpu].lists[o]);
+	}
 	pcp_array = pcps;
 	nr_pcp = n;
 	return true;
