@@ -233,8 +233,10 @@ void kfree_slow(const void *p, const char *who)
 	if (ZERO_OR_NULL_PTR(p) && !page)
 		return;
 	if (page) {
-		if (page->slab_cache) {
-			slab_free_slow(page->slab_cache, (void *)p, 0);
+		struct kmem_cache *s = page_slab_cache(page);
+
+		if (s) {
+			slab_free_slow(s, (void *)p, 0);
 			return;
 		}
 		if ((page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p) {
@@ -266,8 +268,8 @@ size_t kmalloc_usable_size(const void *p, const char *who)
 	if (ZERO_OR_NULL_PTR(p))
 		return 0;
 	page = addr_to_page(p);
-	if (page && page->slab_cache)
-		return page->slab_cache->object_size;
+	if (page && page_slab_cache(page))
+		return page_slab_cache(page)->object_size;
 	if (page && (page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p)
 		return page->private;
 	size = page ? 0 : vmalloc_size(p);

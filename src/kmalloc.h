@@ -45,12 +45,8 @@ static inline void *kmalloc_fast(size_t size)
 /* A slab object onto this CPU's sheaf; false: take kfree_slow(). */
 static inline bool kfree_fast(const void *p)
 {
-	struct page *page = addr_to_page(p);
-	struct kmem_cache *s;
+	struct kmem_cache *s = addr_slab_cache(p);
 
-	if (unlikely(!page))
-		return false;
-	s = page->slab_cache;
 	return likely(s) && slab_free_fast(s, (void *)p) > 0;
 }
 

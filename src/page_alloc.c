@@ -108,6 +108,16 @@ static inline unsigned long page_index(const struct page *page)
 	return (unsigned long)(page - page_section(page)->pages);
 }
 
+struct kmem_cache *page_slab_cache(const struct page *page)
+{
+	return page_section(page)->slab_cache[page_index(page)];
+}
+
+void set_page_slab_cache(struct page *page, struct kmem_cache *s)
+{
+	page_section(page)->slab_cache[page_index(page)] = s;
+}
+
 /* Zone lock held. Returns false if the table leaf cannot be mapped. */
 static bool section_set(uintptr_t start, struct mem_section *ms)
 {

@@ -45,11 +45,9 @@ struct page {
 	atomic_int _refcount;	/* 1 while allocated */
 	unsigned long private;
 	/*
-	 * Owned by the slab layer while the block is a slab: slab_cache is set
-	 * on every page of the slab (NULL otherwise: the page allocator's
-	 * callers must clear it before freeing), the rest on the head page.
+	 * Owned by the slab layer while the block is a slab, on the head page.
+	 * (Each page's cache is in mem_section.slab_cache.)
 	 */
-	struct kmem_cache *slab_cache;
 	void *freelist;
 	unsigned int inuse;
 	unsigned short objects;
@@ -69,6 +67,13 @@ struct page {
 struct mem_section {
 	uintptr_t start;	/* first byte of the section's memory; 0 if retired */
 	struct list_head list;	/* zone->retired while unused */
+	/*
+	 * The slab cache of each page, set by the slab layer on every page of a
+	 * slab and NULL otherwise (it must clear them before freeing the pages).
+	 * Packed eight to a cache line apart from the descriptors: kfree's fast
+	 * path reads one pointer here and never the page's 64-byte descriptor.
+	 */
+	struct kmem_cache *slab_cache[1UL << MAX_PAGE_ORDER];
 	struct page pages[];	/* 2^MAX_PAGE_ORDER descriptors */
 };
 
@@ -117,6 +122,20 @@ static inline struct page *addr_to_page(const void *addr)
 		return NULL;
 	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
 }
+
+/* The slab cache owning addr's page; NULL if none or if addr is not kmm's. */
+static inline struct kmem_cache *addr_slab_cache(const void *addr)
+{
+	struct mem_section *ms = section_lookup((uintptr_t)addr);
+
+	if (!ms)
+		return NULL;
+	return ms->slab_cache[((uintptr_t)addr - ms->start) >> os_page_shift];
+}
+
+/* The slab cache of page (NULL if it is not in a slab), and setting it. */
+struct kmem_cache *page_slab_cache(const struct page *page);
+void set_page_slab_cache(struct page *page, struct kmem_cache *s);
 
 /* Starts the page allocator if needed; false if it cannot (ENOMEM). */
 bool page_alloc_init(void);

@@ -318,7 +318,7 @@ static struct page *new_slab(struct kmem_cache *s, gfp_t gfp)
 		return NULL;
 	base = slab_base(head);
 	for (unsigned long i = 0; i < (1UL << s->order); i++) {
-		head[i].slab_cache = s;
+		set_page_slab_cache(&head[i], s);
 		head[i].private = (unsigned long)head;
 	}
 	head->inuse = 0;
@@ -353,7 +353,7 @@ static bool slab_full(const struct page *slab)
 static void discard_slab(struct kmem_cache *s, struct page *head)
 {
 	for (unsigned long i = 0; i < (1UL << s->order); i++) {
-		head[i].slab_cache = NULL;
+		set_page_slab_cache(&head[i], NULL);
 		head[i].private = 0;
 	}
 	head->freelist = NULL;
@@ -1230,13 +1230,13 @@ KMM_API void *kmm_kmem_cache_alloc(struct kmem_cache *s, gfp_t gfp)
 
 KMM_API void kmm_kmem_cache_free(struct kmem_cache *s, void *obj)
 {
-	struct page *page = addr_to_page(obj);
+	struct kmem_cache *owner = addr_slab_cache(obj);
 
-	if (unlikely(!page || page->slab_cache != s)) {
-		if (!page || !page->slab_cache)
+	if (unlikely(owner != s)) {
+		if (!owner)
 			slab_bad_free(obj, "kmem_cache_free of memory that is no slab object");
 		kmm_bug("BUG: bad free of %p: kmem_cache_free to cache %s, the object belongs to %s",
-			obj, s->name, page->slab_cache->name);
+			obj, s->name, owner->name);
 	}
 	int fast = slab_free_fast(s, obj);
 
@@ -1263,11 +1263,9 @@ KMM_API void kmm_kmem_cache_free_bulk(struct kmem_cache *s, size_t nr, void **p)
 		struct kmem_cache *c = s;
 
 		if (!c) {
-			struct page *page = addr_to_page(p[i]);
-
-			if (!page || !page->slab_cache)
+			c = addr_slab_cache(p[i]);
+			if (!c)
 				slab_bad_free(p[i], "kmem_cache_free_bulk of memory that is no slab object");
-			c = page->slab_cache;
 		}
 		kmm_kmem_cache_free(c, p[i]);
 	}
