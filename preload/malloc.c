@@ -168,7 +168,7 @@ KMM_API void *realloc(void *p, size_t size)
 	if (is_boot(p))
 		return realloc_move(p, old, size);
 	/* Large blocks grow and shrink in place or by mremap: no copy. */
-	if (!virt_addr_valid(p)) {
+	if (!addr_to_page(p)) {
 		void *n = kmm_vrealloc(p, rounded, MALLOC_GFP);
 
 		if (!n)

@@ -262,14 +262,15 @@ KMM_API void kmm_kfree(const void *p)
 
 size_t kmalloc_usable_size(const void *p, const char *who)
 {
+	struct kmem_cache *s = addr_slab_cache(p);
 	struct page *page;
 	size_t size;
 
+	if (likely(s))
+		return s->object_size;
 	if (ZERO_OR_NULL_PTR(p))
 		return 0;
 	page = addr_to_page(p);
-	if (page && page_slab_cache(page))
-		return page_slab_cache(page)->object_size;
 	if (page && (page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p)
 		return page->private;
 	size = page ? 0 : vmalloc_size(p);
