@@ -33,6 +33,7 @@
 #include "internal.h"
 #include "lock.h"
 #include "list.h"
+#include "percpu.h"
 #include "options.h"
 #include "os.h"
 #include "page_alloc.h"
@@ -362,7 +363,7 @@ KMM_API void *kmm_percpu_static_base(const void *var, const char *start, const c
  * used from an object other than its own whose section is not registered
  * yet has no copy kmm could find).
  */
-static char *pcpu_base(const void *pcp)
+char *pcpu_base(const void *pcp)
 {
 	char *copy;
 
@@ -493,7 +494,7 @@ static uint64_t op_add_return(char *base, uint64_t delta, size_t size)
 }
 
 /* If this CPU's copy holds expect, it becomes newv; returns what it held. */
-static uint64_t op_cmpxchg(char *base, uint64_t expect, uint64_t newv, size_t size)
+uint64_t pcpu_this_cmpxchg(char *base, uint64_t expect, uint64_t newv, size_t size)
 {
 #ifdef KMM_HAVE_RSEQ_OPS
 	if (rseq_size_ok(size))
@@ -505,23 +506,28 @@ static uint64_t op_cmpxchg(char *base, uint64_t expect, uint64_t newv, size_t si
 }
 
 /* Swaps in newv on whichever CPU the swap commits; returns the old value. */
-static uint64_t op_xchg(char *base, uint64_t newv, size_t size)
+uint64_t pcpu_this_xchg(char *base, uint64_t newv, size_t size)
 {
 	uint64_t old = atomic_load_value(this_copy(base), size), seen;
 
-	while ((seen = op_cmpxchg(base, old, newv, size)) != old)
+	while ((seen = pcpu_this_cmpxchg(base, old, newv, size)) != old)
 		old = seen;
 	return old;
 }
 
+uint64_t pcpu_this_read(char *base, size_t size)
+{
+	return atomic_load_value(this_copy(base), size);
+}
+
 KMM_API void kmm_this_cpu_read(const void *pcp, void *out, size_t size)
 {
-	store_value(out, atomic_load_value(this_copy(pcpu_base(pcp)), size), size);
+	store_value(out, pcpu_this_read(pcpu_base(pcp), size), size);
 }
 
 KMM_API void kmm_this_cpu_write(void *pcp, const void *value, size_t size)
 {
-	op_xchg(pcpu_base(pcp), load_value(value, size), size);
+	pcpu_this_xchg(pcpu_base(pcp), load_value(value, size), size);
 }
 
 KMM_API void kmm_this_cpu_add(void *pcp, const void *delta, size_t size)
@@ -538,7 +544,7 @@ KMM_API void kmm_this_cpu_add_return(void *pcp, void *delta_then_result, size_t 
 
 KMM_API void kmm_this_cpu_xchg(void *pcp, void *value_then_old, size_t size)
 {
-	uint64_t old = op_xchg(pcpu_base(pcp), load_value(value_then_old, size), size);
+	uint64_t old = pcpu_this_xchg(pcpu_base(pcp), load_value(value_then_old, size), size);
 
 	store_value(value_then_old, old, size);
 }
@@ -546,7 +552,7 @@ KMM_API void kmm_this_cpu_xchg(void *pcp, void *value_then_old, size_t size)
 KMM_API bool kmm_this_cpu_cmpxchg(void *pcp, void *expect_then_old, const void *newv, size_t size)
 {
 	uint64_t expect = load_value(expect_then_old, size);
-	uint64_t old = op_cmpxchg(pcpu_base(pcp), expect, load_value(newv, size), size);
+	uint64_t old = pcpu_this_cmpxchg(pcpu_base(pcp), expect, load_value(newv, size), size);
 
 	store_value(expect_then_old, old, size);
 	return old == expect;

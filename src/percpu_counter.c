@@ -14,6 +14,7 @@
 
 #include "internal.h"
 #include "lock.h"
+#include "percpu.h"
 #include "topology.h"
 
 _Static_assert(sizeof(struct kmm_lock) == sizeof(int), "percpu_counter.lock holds a kmm_lock");
@@ -58,17 +59,20 @@ KMM_API void kmm_percpu_counter_set(struct percpu_counter *fbc, int64_t amount)
 KMM_API void kmm_percpu_counter_add_batch(struct percpu_counter *fbc, int64_t amount,
 					  int32_t batch)
 {
-	int32_t count = this_cpu_read(*fbc->counters);
+	char *base = pcpu_base(fbc->counters);
+	int32_t count = (int32_t)pcpu_this_read(base, sizeof(int32_t));
 
 	for (;;) {
 		if (unlikely(llabs((long long)count + amount) >= batch)) {
 			kmm_lock(counter_lock(fbc));
-			count = this_cpu_xchg(*fbc->counters, 0);
+			count = (int32_t)pcpu_this_xchg(base, 0, sizeof(int32_t));
 			__atomic_store_n(&fbc->count, fbc->count + count + amount, __ATOMIC_RELAXED);
 			kmm_unlock(counter_lock(fbc));
 			return;
 		}
-		int32_t seen = this_cpu_cmpxchg(*fbc->counters, count, (int32_t)(count + amount));
+		int32_t seen = (int32_t)pcpu_this_cmpxchg(base, (uint32_t)count,
+							  (uint32_t)(count + amount),
+							  sizeof(int32_t));
 		if (seen == count)
 			return;
 		count = seen;
