@@ -42,10 +42,8 @@
 static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];	/* NULL until used */
 static unsigned int nr_kmalloc_classes;
 static size_t kmalloc_max_cache_size;
-/* kmalloc_table[(size + 7) / 8]: the cache for sizes up to 1024. */
-struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1] = {
-	[0 ... KMALLOC_TABLE_MAX / 8] = &slab_unready_cache
-};
+/* All zero: index 0 is the dummy sheaf's (kmalloc_init() sets cpu_slot0). */
+struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
 
 /* The class index of size (1 <= size <= kmalloc_max_cache_size). */
 static unsigned int size_to_class(size_t size)
@@ -93,6 +91,9 @@ bool kmalloc_init(void)
 	__atomic_store_n(&kmalloc_max_cache_size, max, __ATOMIC_RELAXED);
 	while (nr_kmalloc_classes < KMALLOC_MAX_CLASSES && class_size(nr_kmalloc_classes) <= max)
 		nr_kmalloc_classes++;
+	/* Before the mode is published: rseq-mode lookups need a real slot. */
+	for (unsigned int i = 0; i < ARRAY_SIZE(kmalloc_table); i++)
+		kmalloc_table[i].cpu_slot0 = slab_unready_cache.cpu_slot0;
 	return true;
 }
 
@@ -110,8 +111,11 @@ static struct kmem_cache *kmalloc_create(unsigned int idx)
 	__atomic_store_n(&kmalloc_caches[idx], s, __ATOMIC_RELEASE);
 	/* Class sizes are multiples of 8: entries (previous class, this class]. */
 	for (unsigned int i = idx ? class_size(idx - 1) / 8 + 1 : 0;
-	     i <= class_size(idx) / 8 && i < ARRAY_SIZE(kmalloc_table); i++)
-		__atomic_store_n(&kmalloc_table[i], s, __ATOMIC_RELEASE);
+	     i <= class_size(idx) / 8 && i < ARRAY_SIZE(kmalloc_table); i++) {
+		tsan_release(&kmalloc_table[i]);
+		__atomic_store_n(&kmalloc_table[i].index, s->index, __ATOMIC_RELEASE);
+		__atomic_store_n(&kmalloc_table[i].cpu_slot0, s->cpu_slot0, __ATOMIC_RELEASE);
+	}
 	return s;
 }
 

@@ -17,13 +17,20 @@
 #define KMALLOC_TABLE_MAX 1024
 
 /*
- * kmalloc_table[(size + 7) / 8]: the cache for sizes 1..1024, or
- * &slab_unready_cache (whose fast path always fails) until the class's
- * cache exists. Entries are published with a release store once the cache
- * is complete; the fast path's relaxed load is followed only by loads that
- * depend on it.
+ * kmalloc_table[(size + 7) / 8]: where the fast path finds the sheaf for
+ * sizes 1..1024 without a trip through the cache structure: the class
+ * cache's CPU-0 slot (rseq mode) and slot index (per-thread mode). Until a
+ * class's cache exists its entry leads to the always-empty dummy sheaf, so
+ * the fast path fails over to kmalloc_slow(). Entries are published with
+ * release stores once the cache is complete; the fast path's relaxed loads
+ * are followed only by loads that depend on them.
  */
-extern struct kmem_cache *kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
+struct kmalloc_slot {
+	uintptr_t cpu_slot0;
+	unsigned int index;
+};
+
+extern struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
 
 void *kmalloc_slow(size_t size, gfp_t gfp);
 /* KMALLOC_TABLE_MAX < size: this CPU's sheaf of the class, if the cache exists. */
@@ -36,10 +43,10 @@ unsigned long kmalloc_trim(void);
 /* 1 <= size <= KMALLOC_TABLE_MAX. NULL: take kmalloc_slow(). */
 static inline void *kmalloc_fast(size_t size)
 {
-	struct kmem_cache *s = __atomic_load_n(&kmalloc_table[(size + 7) >> 3], __ATOMIC_RELAXED);
+	struct kmalloc_slot *k = &kmalloc_table[(size + 7) >> 3];
 
-	tsan_acquire(s);
-	return slab_alloc_fast(s);
+	tsan_acquire(k);
+	return slab_alloc_fast_at(&k->cpu_slot0, &k->index);
 }
 
 /* A slab object onto this CPU's sheaf; false: take kfree_slow(). */

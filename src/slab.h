@@ -109,8 +109,13 @@ _Noreturn void slab_bad_free(const void *obj, const char *why);
  * that sees the mode on also sees the caches and tables set up before it.
  */
 
-/* Pops an object from this CPU's (or thread's) sheaf; NULL: take the slow path. */
-static inline void *slab_alloc_fast(struct kmem_cache *s)
+/*
+ * Pops an object from this CPU's (or thread's) sheaf of the cache whose
+ * CPU-0 slot is *cpu_slot0 (rseq mode) and whose slot index is *index
+ * (per-thread mode); NULL: take the slow path. Each mode reads only its
+ * own field.
+ */
+static inline void *slab_alloc_fast_at(const uintptr_t *cpu_slot0, const unsigned int *index)
 {
 	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
 
@@ -118,7 +123,7 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 	if (likely(mode == SLAB_MODE_RSEQ)) {
 		void *obj;
 
-		if (!rseq_sheaf_pop(s->cpu_slot0, &obj))
+		if (!rseq_sheaf_pop(__atomic_load_n(cpu_slot0, __ATOMIC_RELAXED), &obj))
 			return NULL;
 		/* Sheaves never hold NULL: lets callers drop their NULL test. */
 		if (!obj)
@@ -131,7 +136,7 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 #endif
 	/* Per-thread mode, and before start-up, when every slot is the dummy. */
 	{
-		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
+		struct slab_sheaf *sheaf = slab_thread_slots[__atomic_load_n(index, __ATOMIC_RELAXED)];
 		void *obj;
 
 		if (!likely(sheaf->size))
@@ -141,6 +146,11 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 			__builtin_unreachable();
 		return obj;
 	}
+}
+
+static inline void *slab_alloc_fast(struct kmem_cache *s)
+{
+	return slab_alloc_fast_at(&s->cpu_slot0, &s->index);
 }
 
 /*
