@@ -1096,7 +1096,8 @@ struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsign
 	if (align < sizeof(void *))
 		align = sizeof(void *);
 	if (flags & SLAB_HWCACHE_ALIGN) {
-		unsigned int line = 64;
+		/* The kernel's rule: the line, halved while two objects fit in it. */
+		unsigned int line = topology_cache_line();
 
 		while (line / 2 >= size && line > align)
 			line /= 2;

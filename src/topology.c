@@ -5,8 +5,10 @@
  * no allocation, so they are safe during allocator start-up, and cheap
  * enough that a process running /bin/true pays almost nothing. hwloc is
  * loaded with dlopen only when kmm_topology() is called (or
- * KMM_OPTIONS=topology=1 asks for it), never on an allocation path; hwloc
- * reads the same sysfs files, so both agree on what the allocator uses.
+ * KMM_OPTIONS=topology=1 asks for it), never on an allocation path. hwloc
+ * reads the same sysfs files; where its cache line differs (a machine whose
+ * sysconf and sysfs say nothing), caches created afterwards with
+ * SLAB_HWCACHE_ALIGN use hwloc's.
  *
  * Locking: the cached numbers are written once with relaxed atomics (any
  * racing reader computes the same value); hwloc_lock serializes the one
@@ -227,6 +229,9 @@ static void hwloc_view(struct kmm_topology *t)
 		if ((v = count_type(&c, topo, HWLOC_OBJ_NUMANODE)))
 			t->numa_nodes = v;
 		t->l1d_size = cache_size(&c, topo, HWLOC_OBJ_L1CACHE, &t->cache_line);
+		/* hwloc refines what the allocator uses from now on (SLAB_HWCACHE_ALIGN). */
+		if (t->cache_line >= 16 && !(t->cache_line & (t->cache_line - 1)))
+			atomic_store_explicit(&cache_line, t->cache_line, memory_order_relaxed);
 		t->l2_size = cache_size(&c, topo, HWLOC_OBJ_L2CACHE, NULL);
 		t->l3_size = cache_size(&c, topo, HWLOC_OBJ_L3CACHE, NULL);
 		v = c.get_api_version();
