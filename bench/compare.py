@@ -16,6 +16,8 @@ workloads, the method and every file it writes. In short:
 - bench/layers (kmm's own API, kmm only) runs once and gets its own table.
 - bench/counters (one counter under a spinlock, an atomic add, this_cpu_inc
   and a percpu_counter, 1 to 4x the CPUs) gets a table and a plot.
+- The default mode ends with bench/instructions.sh: instructions per
+  allocation+free pair for every allocator, counted by callgrind.
 """
 import argparse
 import datetime
@@ -267,6 +269,31 @@ def lines(dat, names):
                                 for i, n in enumerate(names))
 
 
+def run_instructions(build, sizes=(16, 64, 256, 1024)):
+    """bench/instructions.sh's rows: {(allocator, pair): {size: instructions}}."""
+    if not shutil.which("valgrind"):
+        log("compare.py: valgrind is not installed; no instruction counts")
+        return {}
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "instructions.sh")
+    out = subprocess.run([script, build] + [str(n) for n in sizes], capture_output=True,
+                         text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines()[1:]:
+        alloc, pair, size, instr = line.split()
+        rows.setdefault(f"{alloc} {pair}", {})[int(size)] = float(instr)
+    return rows
+
+
+def instructions_table(rows):
+    sizes = sorted({n for per in rows.values() for n in per})
+    lines = ["### Instructions per allocation+free pair (callgrind; kmm's per-thread path)", "",
+             "| allocator, pair | " + " | ".join(f"{n} B" for n in sizes) + " |",
+             "|---" * (len(sizes) + 1) + "|"]
+    for name, per in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{per.get(n, 0):g}" for n in sizes) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def gnuplot(out, stem, size, body):
     """Renders body to stem.png and stem.svg in out; False without gnuplot."""
     if not shutil.which("gnuplot"):
@@ -394,6 +421,12 @@ def main():
     log("== per-CPU counters")
     counters = run_counters(counters_bin, reps, min_time)
     text += "\n" + counters_table(counters)
+    instructions = {}
+    if args.mode == "default":
+        log("== instructions per pair (callgrind)")
+        instructions = run_instructions(args.build)
+        if instructions:
+            text += "\n" + instructions_table(instructions)
 
     plots = []
     if args.mode != "contention":
@@ -414,7 +447,8 @@ def main():
         f.write(text)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": info, "medians": med, "runs": raw, "layers": layers,
-                   "counters": counters}, f, indent=1)
+                   "counters": counters,
+                   "instructions": {k: v for k, v in instructions.items()}}, f, indent=1)
     print(text)
     print(f"results: {args.out}/ (table.md, results.json"
           + "".join(f", {p}.png, {p}.svg" for p in plots) + ")")
