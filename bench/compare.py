@@ -86,7 +86,7 @@ def allocators(build, wanted):
     return found
 
 
-def expected_malloc(name, lib):
+def expected_malloc(lib):
     """A substring of the path the run's 'malloc' context must contain."""
     return os.path.basename(lib) if lib else "libc.so"
 
@@ -103,7 +103,7 @@ def run_once(binary, name, alloc, lib, min_time):
         sys.exit(f"compare.py: {alloc}: {name} failed (exit {proc.returncode}):\n{proc.stderr}")
     data = json.loads(proc.stdout)
     served_by = data["context"].get("malloc", "")
-    if expected_malloc(alloc, lib) not in served_by:
+    if expected_malloc(lib) not in served_by:
         sys.exit(f"compare.py: {alloc}: malloc was served by '{served_by}', not {lib or 'glibc'}")
     runs = [b for b in data["benchmarks"] if b["name"] == name]
     if len(runs) != 1 or runs[0].get("error_occurred"):
@@ -448,7 +448,7 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"machine": info, "medians": med, "runs": raw, "layers": layers,
                    "counters": counters,
-                   "instructions": {k: v for k, v in instructions.items()}}, f, indent=1)
+                   "instructions": instructions}, f, indent=1)
     print(text)
     print(f"results: {args.out}/ (table.md, results.json"
           + "".join(f", {p}.png, {p}.svg" for p in plots) + ")")

@@ -94,13 +94,8 @@ static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
 
 KMM_API void *malloc(size_t size)
 {
-	size_t rounded = malloc_size(size);
-	void *p = NULL;
+	void *p = kmalloc_fast_any(malloc_size(size));
 
-	if (likely(rounded - 1 < KMALLOC_TABLE_MAX))
-		p = kmalloc_fast(rounded);
-	else if (rounded > KMALLOC_TABLE_MAX)
-		p = kmalloc_fast_medium(rounded);
 	return likely(p) ? p : malloc_slow(size, MALLOC_GFP);
 }
 

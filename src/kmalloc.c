@@ -138,16 +138,6 @@ static struct kmem_cache *kmalloc_cache(unsigned int idx)
  * Allocation
  */
 
-/* The smallest order whose block holds size bytes. */
-static unsigned int order_for(size_t size)
-{
-	unsigned int order = 0;
-
-	while ((os_page_size << order) < size)
-		order++;
-	return order;
-}
-
 static void *kmalloc_large(size_t size, gfp_t gfp)
 {
 	void *p;
@@ -155,7 +145,7 @@ static void *kmalloc_large(size_t size, gfp_t gfp)
 
 	if (size > (os_page_size << MAX_PAGE_ORDER))
 		return vmalloc_recycled(size, gfp, __builtin_return_address(0));
-	page = kmm_alloc_pages(gfp, order_for(size));
+	page = kmm_alloc_pages(gfp, (unsigned int)get_order(size));
 	if (!page)
 		return NULL;
 	p = kmm_page_address(page);
@@ -205,12 +195,8 @@ void *kmalloc_fast_medium(size_t size)
 
 KMM_API void *kmm_kmalloc(size_t size, gfp_t gfp)
 {
-	void *obj = NULL;
+	void *obj = likely(!(gfp & __GFP_ZERO)) ? kmalloc_fast_any(size) : NULL;
 
-	if (likely(size - 1 < KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO)))
-		obj = kmalloc_fast(size);
-	else if (size > KMALLOC_TABLE_MAX && !(gfp & __GFP_ZERO))
-		obj = kmalloc_fast_medium(size);
 	return likely(obj) ? obj : kmalloc_slow(size, gfp);
 }
 

@@ -49,6 +49,17 @@ static inline void *kmalloc_fast(size_t size)
 	return slab_alloc_fast_at(&k->cpu_slot0, &k->index);
 }
 
+/*
+ * Any size: the table for 1..KMALLOC_TABLE_MAX, the class computed above
+ * that (NULL beyond four pages, for 0, and before start-up).
+ */
+static inline void *kmalloc_fast_any(size_t size)
+{
+	if (likely(size - 1 < KMALLOC_TABLE_MAX))
+		return kmalloc_fast(size);
+	return size ? kmalloc_fast_medium(size) : NULL;
+}
+
 /* A slab object onto this CPU's sheaf; false: take kfree_slow(). */
 static inline bool kfree_fast(const void *p)
 {

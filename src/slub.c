@@ -158,14 +158,22 @@ static void calculate_sizes(struct kmem_cache *s)
 	s->size = align_up(end, s->align);
 }
 
+/* struct page counts a slab's objects in 16 bits. */
+#define MAX_OBJS_PER_SLAB 65535
+
+static void set_slab_order(struct kmem_cache *s, unsigned int order)
+{
+	size_t n = (os_page_size << order) / s->size;
+
+	s->order = order;
+	s->objects = (unsigned int)(n < MAX_OBJS_PER_SLAB ? n : MAX_OBJS_PER_SLAB);
+}
+
 /*
  * The smallest order whose leftover is at most 1/16 of the slab (then 1/8,
  * 1/4), as the kernel's calculate_order() does, holding at least four
  * objects when the object is small enough.
  */
-/* struct page counts a slab's objects in 16 bits. */
-#define MAX_OBJS_PER_SLAB 65535
-
 static bool calculate_order(struct kmem_cache *s)
 {
 	static const unsigned int fractions[] = { 16, 8, 4, 1 };
@@ -183,15 +191,11 @@ static bool calculate_order(struct kmem_cache *s)
 
 			if (n < min || (bytes % s->size) * fractions[f] > bytes)
 				continue;
-			s->order = order;
-			s->objects = (unsigned int)(n < MAX_OBJS_PER_SLAB ? n : MAX_OBJS_PER_SLAB);
+			set_slab_order(s, order);
 			return true;
 		}
 	}
-	s->order = max_order;
-	s->objects = (unsigned int)((os_page_size << max_order) / s->size);
-	if (s->objects > MAX_OBJS_PER_SLAB)
-		s->objects = MAX_OBJS_PER_SLAB;
+	set_slab_order(s, max_order);
 	return true;
 }
 
