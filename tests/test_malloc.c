@@ -278,6 +278,21 @@ static void test_fork_stdio(void)
 
 static atomic_int handler_forks;
 
+#define HANDLER_FORKS 30
+
+/*
+ * One-shot timer, re-armed by the handler once its fork is done: with a
+ * periodic timer, a fork slower than the period (qemu-user) would leave the
+ * next signal pending at every return, and the interrupted loop, whose
+ * mallocs are the point of the test, would never run again.
+ */
+static void arm_fork_timer(void)
+{
+	struct itimerval once = { { 0, 0 }, { 0, 2000 } };
+
+	setitimer(ITIMER_REAL, &once, NULL);
+}
+
 static void fork_in_handler(int sig)
 {
 	pid_t pid;
@@ -289,17 +304,18 @@ static void fork_in_handler(int sig)
 		_exit(0);
 	if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status))
 		atomic_fetch_add(&handler_forks, 1);
+	if (atomic_load(&handler_forks) < HANDLER_FORKS)
+		arm_fork_timer();
 }
 
 static void signal_fork_child(void *arg)
 {
-	struct itimerval every = { { 0, 2000 }, { 0, 2000 } };
 	uint64_t seed = 99;
 
 	(void)arg;
 	signal(SIGALRM, fork_in_handler);
-	setitimer(ITIMER_REAL, &every, NULL);
-	while (atomic_load(&handler_forks) < 30) {
+	arm_fork_timer();
+	while (atomic_load(&handler_forks) < HANDLER_FORKS) {
 		void *p = malloc(test_rand(&seed) % 3000);
 
 		free(p);
