@@ -55,6 +55,8 @@ static void parse_one(const char *name, size_t nlen, const char *val, size_t vle
 		opts.stats = v != 0;
 	} else if (name_is(name, nlen, "topology") && numeric) {
 		opts.topology = v != 0;
+	} else if (name_is(name, nlen, "boot_arena") && numeric) {
+		opts.no_boot_arena = v == 0;
 	} else {
 		kmm_report("KMM_OPTIONS: ignoring '%.*s%s%.*s' (unknown option or bad value)",
 			   (int)nlen, name, val ? "=" : "", val ? (int)vlen : 0, val ? val : "");

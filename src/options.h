@@ -15,6 +15,7 @@ struct kmm_options {
 	long decay_ms;		/* page decay; -2: default */
 	bool stats;		/* malloc statistics on stderr at exit */
 	bool topology;		/* the topology on stderr at start-up */
+	bool no_boot_arena;	/* boot_arena=0: malloc starts kmm at its first call */
 	char log_load[256];	/* append "pid exe" to this file at start-up */
 };
 

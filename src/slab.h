@@ -93,6 +93,7 @@ extern __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec")));
 
 bool slab_init(void);
+bool slab_is_ready(void);
 void slab_setup_lock(void);
 void slab_setup_unlock(void);
 /* kmalloc.c: sets up the size classes during slab_init(). */

@@ -1045,6 +1045,12 @@ void slab_setup_unlock(void)
 	kmm_unlock(&slab_init_lock);
 }
 
+/* Whether the slab layer has started (without starting it). */
+bool slab_is_ready(void)
+{
+	return atomic_load_explicit(&slab_ready, memory_order_acquire);
+}
+
 bool slab_init(void)
 {
 	bool ok = true;

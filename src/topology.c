@@ -62,12 +62,14 @@ static unsigned int list_span(const char *path)
 		return 0;
 	for (const char *p = buf; *p;) {
 		char *end;
-		unsigned long v = strtoul(p, &end, 10);
+		unsigned long v;
 
-		if (end == p) {
+		/* Digits only: strtoul would read the "-1" of "0-1" as ULONG_MAX. */
+		if (*p < '0' || *p > '9') {
 			p++;
 			continue;
 		}
+		v = strtoul(p, &end, 10);
 		any = true;
 		if (v > highest)
 			highest = v;

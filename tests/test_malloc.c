@@ -51,6 +51,56 @@ static void test_kmm_is_malloc(void)
 	free(p);
 }
 
+/*
+ * A process's first requests come from the boot arena (preload/malloc.c)
+ * until some 112 KiB are used, then from kmm's slabs for good; with
+ * KMM_OPTIONS=boot_arena=0 from the slabs at once. Runs first, while the
+ * arena is still open.
+ */
+static void test_boot_arena(void)
+{
+	const char *opts = getenv("KMM_OPTIONS");
+	bool arena = !(opts && strstr(opts, "boot_arena=0"));
+	static void *blocks[1024];
+	char *first = malloc(100), *grown;
+	unsigned char *zero;
+	size_t total = 0;
+	int n = 0;
+
+	CHECK(first != NULL);
+	CHECK_EQ(kmm_owns(first), !arena);
+	CHECK(malloc_usable_size(first) >= 100);
+	memset(first, 'a', 100);
+	zero = calloc(1, 3000);
+	CHECK(zero != NULL);
+	for (int i = 0; i < 3000; i++)
+		CHECK_EQ(zero[i], 0);
+	grown = realloc(first, 5000);
+	CHECK(grown != NULL);
+	for (int i = 0; i < 100; i++)
+		CHECK_EQ(grown[i], 'a');
+	free(zero);
+	free(grown);
+
+	/* Used up by a bounded amount; from then on every block is a slab's. */
+	do {
+		blocks[n] = malloc(1000);
+		CHECK(blocks[n] != NULL);
+		memset(blocks[n], 1, 1000);
+		total += 1000;
+	} while (!kmm_owns(blocks[n++]) && n < 1024);
+	CHECK(kmm_owns(blocks[n - 1]));
+	CHECK(total <= 128 * 1024);
+	for (int i = 0; i < 16; i++) {
+		void *p = malloc(16 * (i + 1));
+
+		CHECK(kmm_owns(p));
+		free(p);
+	}
+	while (n > 0)
+		free(blocks[--n]);
+}
+
 static void test_basics(void)
 {
 	void *zero[4];
@@ -498,6 +548,7 @@ static void test_bad_pointers(void)
 
 int main(void)
 {
+	RUN(test_boot_arena);
 	RUN(test_kmm_is_malloc);
 	RUN(test_basics);
 	RUN(test_calloc);
