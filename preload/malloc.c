@@ -218,6 +218,8 @@ KMM_API void *realloc(void *p, size_t size)
 	/* Fits: stay, unless a page run would keep more than twice what it needs. */
 	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
 		return p;
+	if (rounded > old && kmalloc_grow_in_place(p, rounded))
+		return p;
 	return realloc_move(p, old, size);
 }
 

@@ -309,6 +309,24 @@ unsigned long kmalloc_trim(void)
 	return kmm_page_reclaim();
 }
 
+/*
+ * A page run grown to new_size where it lies (see page_grow_in_place), so
+ * that a buffer doubling by realloc neither copies nor holds the old and
+ * the new block at once. False for anything else.
+ */
+bool kmalloc_grow_in_place(const void *p, size_t new_size)
+{
+	struct page *page = addr_to_page(p);
+
+	if (!page || new_size > (os_page_size << MAX_PAGE_ORDER) ||
+	    !(page_flags(page) & PG_large_kmalloc) || kmm_page_address(page) != p)
+		return false;
+	if (!page_grow_in_place(page, (unsigned int)get_order(new_size)))
+		return false;
+	page->private = os_page_size << page->order;
+	return true;
+}
+
 KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)
 {
 	size_t old_size;
@@ -325,6 +343,8 @@ KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)
 		return (void *)p;
 	if (addr_to_page(p) == NULL && new_size > kmalloc_max_cache_size)
 		return kmm_vrealloc(p, new_size, gfp);
+	if (kmalloc_grow_in_place(p, new_size))
+		return (void *)p;
 	n = kmm_kmalloc(new_size, gfp);
 	if (!n)
 		return NULL;

@@ -708,6 +708,42 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
 	return page;
 }
 
+/*
+ * The block must be the lower half at every doubling, and each upper half
+ * free as one block of its order (free blocks in the zone are always fully
+ * merged, so a free upper half is exactly that; pages on per-CPU lists do
+ * not count). Their pages join the block with their contents, dirty or zero:
+ * a caller growing a buffer copies nothing.
+ */
+bool page_grow_in_place(struct page *page, unsigned int new_order)
+{
+	struct mem_section *ms = page_section(page);
+	unsigned long idx = page_index(page);
+	unsigned int order = page->order;
+	bool ok = new_order <= MAX_PAGE_ORDER && new_order > order &&
+		  !(idx & ((1UL << new_order) - 1));
+
+	if (!ok)
+		return false;
+	kmm_lock(&zone.lock);
+	ok = watermark_ok(&zone, new_order, GFP_KERNEL);
+	for (unsigned int o = order; ok && o < new_order; o++) {
+		struct page *buddy = &ms->pages[idx + (1UL << o)];
+
+		ok = (page_flags(buddy) & PG_buddy) && buddy->order == o;
+	}
+	for (unsigned int o = order; ok && o < new_order; o++) {
+		struct page *buddy = &ms->pages[idx + (1UL << o)];
+
+		del_from_free_list(&zone, buddy, o);
+		set_page_flags(buddy, 0);
+	}
+	kmm_unlock(&zone.lock);
+	if (ok)
+		page->order = new_order;
+	return ok;
+}
+
 static void nofail_backoff(gfp_t gfp)
 {
 	struct timespec ts = { 0, 1000000 };

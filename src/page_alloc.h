@@ -139,6 +139,12 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s);
 
 /* Starts the page allocator if needed; false if it cannot (ENOMEM). */
 bool page_alloc_init(void);
+/*
+ * Grows the allocated block headed by page to new_order where it lies, if
+ * the blocks that double it are free in the zone; false, nothing changed,
+ * otherwise.
+ */
+bool page_grow_in_place(struct page *page, unsigned int new_order);
 /* The decay time in ms (-1: never release); other layers' caches follow it. */
 long page_decay_ms(void);
 

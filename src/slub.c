@@ -199,15 +199,23 @@ static bool calculate_order(struct kmem_cache *s)
 	return true;
 }
 
+/*
+ * Objects per sheaf: fewer for bigger objects, so that a sheaf holds at
+ * most SHEAF_MAX_BYTES, and a barn BARN_MAX_FULL times that. Free objects
+ * parked in sheaves are memory the program does not use: at 8 objects a
+ * sheaf, sqlite's peak RSS was 12.8 MiB against glibc's 8.1, much of it
+ * 10 to 16 KiB blocks cached per CPU and in the barns.
+ */
+#define SHEAF_MAX_BYTES (32 * 1024)
+
 static unsigned int sheaf_capacity_for(unsigned int size)
 {
-	if (size <= 128)
-		return 64;
-	if (size <= 512)
-		return 32;
-	if (size <= 2048)
-		return 16;
-	return 8;
+	unsigned int cap = size <= 128 ? 64 : size <= 512 ? 32 : 16;
+	unsigned int fit = SHEAF_MAX_BYTES / size;
+
+	if (fit < cap)
+		cap = fit < 2 ? 2 : fit;
+	return cap;
 }
 
 /* ---------------------------------------------------------------------------

@@ -128,6 +128,51 @@ static void test_krealloc(void)
 	kfree(p);
 }
 
+/*
+ * A page run whose upper buddies are free grows where it lies. A run split
+ * off a larger free block is its lower half, so its buddy is free at once;
+ * one handed back whole from a free list may not be, hence several tries.
+ */
+static void test_krealloc_page_run_in_place(void)
+{
+	size_t run = 64 * 1024;
+	unsigned char *kept[16], *big;
+	int grown = -1;
+
+	for (int i = 0; i < 16; i++) {
+		unsigned char *p = kmalloc(run, GFP_KERNEL), *q;
+
+		CHECK(p != NULL);
+		fill(p, run, 3);
+		q = krealloc(p, 4 * run, GFP_KERNEL);
+		CHECK(q != NULL);
+		check_fill(q, run, 3);
+		CHECK(ksize(q) >= 4 * run);
+		fill(q, 4 * run, 4);
+		kept[i] = q;
+		if (q == p) {
+			grown = i;
+			break;
+		}
+	}
+	CHECK(grown >= 0);
+	/* The pages it took are no longer free: new blocks do not overlap it. */
+	big = kept[grown];
+	for (int i = 0; i < grown; i++)
+		kfree(kept[i]);
+	for (int i = 0; i < 16; i++) {
+		kept[i] = kmalloc(4 * run, GFP_KERNEL);
+		CHECK(kept[i] != NULL);
+		fill(kept[i], 4 * run, 5);
+	}
+	check_fill(big, 4 * run, 4);
+	for (int i = 0; i < 16; i++) {
+		check_fill(kept[i], 4 * run, 5);
+		kfree(kept[i]);
+	}
+	kfree(big);
+}
+
 static void test_large(void)
 {
 	unsigned char *run = kmalloc(100000, GFP_KERNEL);
@@ -280,6 +325,7 @@ int main(void)
 	RUN(test_kzalloc_after_dirty_use);
 	RUN(test_overflow);
 	RUN(test_krealloc);
+	RUN(test_krealloc_page_run_in_place);
 	RUN(test_large);
 	RUN(test_large_recycled);
 	RUN(test_copies);
