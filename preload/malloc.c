@@ -199,15 +199,18 @@ KMM_API void *realloc(void *p, size_t size)
 		free(p);
 		return NULL;
 	}
-	old = usable_size(p, "realloc");
 	rounded = malloc_size(size);
 	if (unlikely(rounded < size)) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	if (is_boot(p))
-		return realloc_move(p, old, size);
-	/* Large blocks grow and shrink in place or by mremap: no copy. */
+		return realloc_move(p, boot_size(p), size);
+	old = kmalloc_usable_size(p, "realloc");
+	/* Fits: stay, unless a large block would keep more than twice what it needs. */
+	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
+		return p;
+	/* vmalloc areas grow and shrink by mremap, page runs into free buddies: no copy. */
 	if (!addr_to_page(p)) {
 		void *n = kmm_vrealloc(p, rounded, MALLOC_GFP);
 
@@ -215,9 +218,6 @@ KMM_API void *realloc(void *p, size_t size)
 			errno = ENOMEM;
 		return n;
 	}
-	/* Fits: stay, unless a page run would keep more than twice what it needs. */
-	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
-		return p;
 	if (rounded > old && kmalloc_grow_in_place(p, rounded))
 		return p;
 	return realloc_move(p, old, size);

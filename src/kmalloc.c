@@ -216,6 +216,19 @@ KMM_API void *kmm_kmalloc_array(size_t n, size_t size, gfp_t gfp)
  */
 
 /* Everything but a slab object whose free fits this CPU's sheaf. */
+/*
+ * The page run that starts at p, or NULL. Only a run's head page carries
+ * PG_large_kmalloc, so a page-aligned p on such a page is the run's start.
+ */
+static struct page *page_run_at(const void *p)
+{
+	struct page *page = addr_to_page(p);
+
+	if (!page || !(page_flags(page) & PG_large_kmalloc) || ((uintptr_t)p & (os_page_size - 1)))
+		return NULL;
+	return page;
+}
+
 void kfree_slow(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
@@ -229,7 +242,7 @@ void kfree_slow(const void *p, const char *who)
 			slab_free_slow(s, (void *)p, 0);
 			return;
 		}
-		if ((page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p) {
+		if (page_run_at(p)) {
 			kmm___free_pages(page, page->order);
 			return;
 		}
@@ -260,10 +273,10 @@ size_t kmalloc_usable_size(const void *p, const char *who)
 		return s->object_size;
 	if (ZERO_OR_NULL_PTR(p))
 		return 0;
-	page = addr_to_page(p);
-	if (page && (page_flags(page) & PG_large_kmalloc) && kmm_page_address(page) == p)
+	page = page_run_at(p);
+	if (page)
 		return page->private;
-	size = page ? 0 : vmalloc_size(p);
+	size = addr_to_page(p) ? 0 : vmalloc_size(p);
 	if (!size)
 		kmm_bug("BUG: %s(%p): invalid pointer: not an allocation kmm gave out", who, p);
 	return size;
@@ -316,10 +329,9 @@ unsigned long kmalloc_trim(void)
  */
 bool kmalloc_grow_in_place(const void *p, size_t new_size)
 {
-	struct page *page = addr_to_page(p);
+	struct page *page = page_run_at(p);
 
-	if (!page || new_size > (os_page_size << MAX_PAGE_ORDER) ||
-	    !(page_flags(page) & PG_large_kmalloc) || kmm_page_address(page) != p)
+	if (!page || new_size > (os_page_size << MAX_PAGE_ORDER))
 		return false;
 	if (!page_grow_in_place(page, (unsigned int)get_order(new_size)))
 		return false;
