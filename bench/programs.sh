@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real programs (the workloads of tests/programs/) under each allocator:
 # wall time and peak RSS, medians of N interleaved runs, as ratios to glibc
-# measured in the same run.
+# measured in the same run; before them, the start-up cost of short
+# processes (bench/startup.c).
 #
 #   bench/programs.sh [BUILD_DIR] [N] [WORKLOAD...]    (default: build 3 all)
 #
@@ -27,6 +28,19 @@ for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcma
 done
 
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+# Start-up first: what each allocator adds to processes that do almost
+# nothing, timed per process by bench/startup (100 runs per run asked for).
+if [ -x "$build/bench/startup" ]; then
+	spec=()
+	for a in "${names[@]}"; do spec+=("$a=${lib[$a]}"); done
+	for cmd in /bin/true "sh -c true" "ls /"; do
+		echo "start-up: $cmd"
+		# shellcheck disable=SC2086 # the command is meant to split
+		"$build/bench/startup" -n $((runs * 100)) "${spec[@]}" -- $cmd
+	done
+	echo
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
