@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <kmm/kmm.h>
 
@@ -137,7 +138,8 @@ static void test_krealloc(void)
  */
 static void test_krealloc_page_run_in_place(void)
 {
-	size_t run = 64 * 1024;
+	/* Above the orders the per-CPU lists keep, whose buddies sit in those lists. */
+	size_t run = 16 * (size_t)sysconf(_SC_PAGESIZE);
 	unsigned char *kept[16], *plugs[16] = { NULL }, *big;
 	int grown = -1;
 
