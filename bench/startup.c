@@ -3,7 +3,7 @@
  *
  *   startup [-n RUNS] NAME=LIBRARY... -- COMMAND [ARGS...]
  *
- * Runs COMMAND RUNS times under each allocator (LIBRARY in LD_PRELOAD; an
+ * Runs COMMAND RUNS times under each allocator, its standard output discarded (LIBRARY in LD_PRELOAD; an
  * empty LIBRARY means none, i.e. glibc's malloc), round-robin so that drift
  * of a noisy machine hits every allocator alike, starting each round with a
  * different allocator. Each run is timed from posix_spawn to wait4, and the
@@ -16,6 +16,7 @@
  * should be in the hundreds on a noisy machine.
  */
 #include <stdbool.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +84,9 @@ static double now_us(void)
 	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
 }
 
-/* One run; false if the command could not run or failed. */
-static bool run_once(char **argv, struct allocator *a, int run)
+/* One run, its output discarded; false if the command could not run or failed. */
+static bool run_once(char **argv, struct allocator *a, int run,
+		     const posix_spawn_file_actions_t *quiet)
 {
 	struct rusage ru;
 	int status, err;
@@ -92,7 +94,7 @@ static bool run_once(char **argv, struct allocator *a, int run)
 	pid_t pid;
 
 	start = now_us();
-	err = posix_spawnp(&pid, argv[0], NULL, NULL, argv, a->env);
+	err = posix_spawnp(&pid, argv[0], quiet, NULL, argv, a->env);
 	if (err) {
 		fprintf(stderr, "startup: %s: %s\n", argv[0], strerror(err));
 		return false;
@@ -136,6 +138,7 @@ static double mean(const double *v, int n)
 int main(int argc, char **argv)
 {
 	struct allocator allocs[MAX_ALLOCATORS];
+	posix_spawn_file_actions_t quiet;
 	int nallocs = 0, runs = 300, i = 1;
 	double base = 0;
 
@@ -159,12 +162,15 @@ int main(int argc, char **argv)
 		usage();
 	argv += i + 1;
 
+	posix_spawn_file_actions_init(&quiet);
+	posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
 	for (int r = 0; r < runs; r++) {
 		for (int k = 0; k < nallocs; k++) {
-			if (!run_once(argv, &allocs[(r + k) % nallocs], r))
+			if (!run_once(argv, &allocs[(r + k) % nallocs], r, &quiet))
 				return 1;
 		}
 	}
+	posix_spawn_file_actions_destroy(&quiet);
 
 	printf("%-10s %10s %10s %8s %10s\n", "allocator", "median_us", "mean_us", "faults",
 	       "time/first");
