@@ -52,7 +52,7 @@ static inline unsigned int kmm_current_cpu(void)
  */
 #if defined(__x86_64__)
 #define KMM_HAVE_RSEQ_OPS 1
-#define SLOT_STRIDE_SHIFT 13
+#define SLOT_STRIDE_SHIFT 11
 #define RSEQ_STR2(x) #x
 #define RSEQ_STR(x) RSEQ_STR2(x)
 

@@ -27,7 +27,12 @@
 
 #pragma GCC visibility push(hidden)
 
-#define SLAB_MAX_CACHES 1024
+/*
+ * Caches with sheaves, and so the length of each CPU's (or thread's) slot
+ * row: 256 pointers are 2 KiB, so two CPUs' rows share a page that a short
+ * process touches once. Caches made beyond it work without sheaves.
+ */
+#define SLAB_MAX_CACHES 256
 #define SLAB_NO_SHEAVES 0
 #define SHEAF_MAX_CAPACITY 64
 #define SLAB_DEBUG_FLAGS (SLAB_POISON | SLAB_RED_ZONE)
