@@ -21,6 +21,7 @@
  * slabs, where glibc's heap touches two or three; each new page costs a
  * page fault and a zeroed page, about 12 us on the virtual machines kmm is
  * measured on, which made `sh -c true` 0.45 ms slower than under glibc.
+ * Buffers of 64 KiB and more get vmalloc areas meanwhile, a few of them.
  * The first request that does not fit starts kmm; the arena's blocks stay
  * where they are, and freeing them stays a no-op, so at most
  * BOOT_EARLY_LIMIT bytes are never reused. KMM_OPTIONS=boot_arena=0 starts
@@ -55,6 +56,8 @@
 #define BOOT_ARENA_SIZE (128 * 1024)
 /* The rest is kept for requests nested inside kmm's start-up. */
 #define BOOT_EARLY_LIMIT (112 * 1024)
+#define BOOT_LARGE_MIN (64 * 1024)
+#define BOOT_LARGE_MAX 16
 
 static unsigned char boot_arena[BOOT_ARENA_SIZE] __attribute__((aligned(MALLOC_ALIGN)));
 static atomic_size_t boot_used;
@@ -87,15 +90,30 @@ static void *boot_alloc(size_t size, size_t limit)
 	return boot_arena + at + MALLOC_ALIGN;
 }
 
-/* An early request from the arena, or NULL once it is closed to them. */
-static void *boot_alloc_early(size_t size)
+/*
+ * An early request: from the arena, or for a buffer of BOOT_LARGE_MIN bytes
+ * or more (grep's 100 KiB, cat's 128 KiB) a vmalloc area, which needs the
+ * page allocator's geometry but not its first section's pages nor the slab
+ * layer (page aligned, as coreutils ask for theirs). NULL once the arena is
+ * closed to early requests: when one does not fit or wants more than 16-byte
+ * alignment, or after BOOT_LARGE_MAX areas, so that a program looping on big
+ * buffers soon gets page runs instead of an mmap each.
+ */
+static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 {
-	void *p;
+	static atomic_uint large;
+	void *p = NULL;
 
 	if (atomic_load_explicit(&boot_early_closed, memory_order_relaxed))
 		return NULL;
-	p = slab_is_ready() || kmm_options()->no_boot_arena ? NULL
-							      : boot_alloc(size, BOOT_EARLY_LIMIT);
+	if (slab_is_ready() || kmm_options()->no_boot_arena)
+		p = NULL;
+	else if (size >= BOOT_LARGE_MIN)
+		return atomic_fetch_add_explicit(&large, 1, memory_order_relaxed) < BOOT_LARGE_MAX
+			       ? vmalloc_caller(size, gfp, align, __builtin_return_address(0))
+			       : NULL;
+	else if (align <= MALLOC_ALIGN)
+		p = boot_alloc(size, BOOT_EARLY_LIMIT);
 	if (!p)
 		atomic_store_explicit(&boot_early_closed, true, memory_order_relaxed);
 	return p;
@@ -132,7 +150,7 @@ static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
 		errno = ENOMEM;
 		return NULL;
 	}
-	p = boot_alloc_early(size);
+	p = boot_alloc_early(size, MALLOC_ALIGN, gfp);
 	return p ? p : kmalloc_slow(rounded, gfp);
 }
 
@@ -241,6 +259,7 @@ KMM_API void *reallocarray(void *p, size_t n, size_t size)
 static void *aligned(size_t align, size_t size)
 {
 	size_t rounded = malloc_size(size);
+	void *p;
 
 	if (align <= MALLOC_ALIGN)
 		return malloc(size);
@@ -252,7 +271,8 @@ static void *aligned(size_t align, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return kmalloc_aligned(rounded, align, MALLOC_GFP);
+	p = boot_alloc_early(size, align, MALLOC_GFP);
+	return p ? p : kmalloc_aligned(rounded, align, MALLOC_GFP);
 }
 
 static bool power_of_two(size_t n)

@@ -34,14 +34,28 @@ static _Atomic uintptr_t spare_cursor;	/* 0: no spare (yet, or any more) */
 static uintptr_t spare_end;		/* written before spare_cursor is published */
 static atomic_bool spare_made;
 
+/* 0: page size unknown, 1: being read, 2: os_page_size and os_page_shift set. */
+static atomic_int os_state;
+
 void os_init(void)
 {
-	long size = sysconf(_SC_PAGESIZE);
+	int expect = 0;
+	long size;
 
+	if (atomic_load_explicit(&os_state, memory_order_acquire) == 2)
+		return;
+	if (!atomic_compare_exchange_strong_explicit(&os_state, &expect, 1, memory_order_acquire,
+						     memory_order_acquire)) {
+		while (atomic_load_explicit(&os_state, memory_order_acquire) != 2)
+			cpu_relax();
+		return;
+	}
+	size = sysconf(_SC_PAGESIZE);
 	if (size <= 0 || (size & (size - 1)))
 		kmm_bug("unusable page size %ld", size);
 	os_page_size = (size_t)size;
 	os_page_shift = (unsigned int)__builtin_ctzl((unsigned long)size);
+	atomic_store_explicit(&os_state, 2, memory_order_release);
 }
 
 /* size bytes at a multiple of align from the spare, or NULL. */

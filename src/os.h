@@ -15,6 +15,7 @@
 extern size_t os_page_size;
 extern unsigned int os_page_shift;
 
+/* Reads the page size, once; any layer may call it first, from any thread. */
 void os_init(void);
 
 /* Fresh zeroed read-write memory, or NULL with errno = ENOMEM. */

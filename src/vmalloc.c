@@ -78,21 +78,34 @@ static struct vmap_area *area_at(uintptr_t a)
 	return i < nr_areas && areas[i].addr == a ? &areas[i] : NULL;
 }
 
-/* vmap_lock held. Grows the array from the page allocator. */
+/*
+ * The first areas' entries are static, so that a short process's few big
+ * buffers (see the boot arena in preload/malloc.c) take no page from the
+ * page allocator: its first page splits a fresh section and touches five
+ * pages of descriptors.
+ */
+#define BOOT_AREAS 64
+static struct vmap_area boot_areas[BOOT_AREAS];
+
+/* vmap_lock held. Grows the array, past the static one from the page allocator. */
 static bool area_reserve(void)
 {
-	size_t want = max_areas ? 2 * max_areas : 64;
+	size_t want = 2 * max_areas;
 	struct vmap_area *bigger;
 
 	if (nr_areas < max_areas)
 		return true;
+	if (!areas) {
+		areas = boot_areas;
+		max_areas = BOOT_AREAS;
+		return true;
+	}
 	bigger = kmm_alloc_pages_exact(want * sizeof(*bigger), GFP_KERNEL | __GFP_NOWARN);
 	if (!bigger)
 		return false;
-	if (areas) {
-		memcpy(bigger, areas, nr_areas * sizeof(*areas));
+	memcpy(bigger, areas, nr_areas * sizeof(*areas));
+	if (areas != boot_areas)
 		kmm_free_pages_exact(areas, max_areas * sizeof(*areas));
-	}
 	areas = bigger;
 	max_areas = want;
 	return true;
@@ -163,8 +176,11 @@ void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 	size_t total;
 	void *p;
 
-	if (!page_alloc_init())
-		return NULL;
+	/*
+	 * The page size is all an area needs: a short process's few big
+	 * buffers (preload/malloc.c) do not start the page allocator.
+	 */
+	os_init();
 	va.size = (size + os_page_size - 1) & ~(os_page_size - 1);
 	total = va.size + os_page_size;
 	if (size == 0 || va.size < size || total < va.size) {

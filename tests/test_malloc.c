@@ -42,6 +42,13 @@ static bool kmm_owns(void *p)
 	return valid && valid(p);
 }
 
+static bool is_vmalloc(void *p)
+{
+	bool (*vm)(const void *) = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "kmm_is_vmalloc_addr");
+
+	return vm && vm(p);
+}
+
 static void test_kmm_is_malloc(void)
 {
 	void *p = malloc(100);
@@ -53,7 +60,8 @@ static void test_kmm_is_malloc(void)
 
 /*
  * A process's first requests come from the boot arena (preload/malloc.c)
- * until some 112 KiB are used, then from kmm's slabs for good; with
+ * until some 112 KiB are used, and buffers of 64 KiB and more meanwhile from
+ * vmalloc areas; then from kmm's slabs and page runs for good; with
  * KMM_OPTIONS=boot_arena=0 from the slabs at once. Runs first, while the
  * arena is still open.
  */
@@ -62,7 +70,7 @@ static void test_boot_arena(void)
 	const char *opts = getenv("KMM_OPTIONS");
 	bool arena = !(opts && strstr(opts, "boot_arena=0"));
 	static void *blocks[1024];
-	char *first = malloc(100), *grown;
+	char *first = malloc(100), *grown, *big;
 	unsigned char *zero;
 	size_t total = 0;
 	int n = 0;
@@ -81,6 +89,17 @@ static void test_boot_arena(void)
 		CHECK_EQ(grown[i], 'a');
 	free(zero);
 	free(grown);
+
+	/* A big buffer meanwhile is a vmalloc area; it frees and reallocs as any block. */
+	big = malloc(100 * 1024);
+	CHECK(big != NULL);
+	CHECK_EQ(is_vmalloc(big), arena);
+	memset(big, 'b', 100 * 1024);
+	big = realloc(big, 300 * 1024);
+	CHECK(big != NULL);
+	for (int i = 0; i < 100 * 1024; i += 4096)
+		CHECK_EQ(big[i], 'b');
+	free(big);
 
 	/* Used up by a bounded amount; from then on every block is a slab's. */
 	do {
