@@ -1,7 +1,9 @@
 /*
  * vmalloc.c - large allocations, each its own mapping with a guard page
  * after it, and the registry of areas (the kernel's vmap_area tree; here a
- * sorted array, searched in O(log n)).
+ * sorted array, searched in O(log n); its first 64 entries are static, and
+ * an area needs nothing of the page allocator but the page size, so a
+ * process's first big buffers do not start it).
  *
  * kmalloc's blocks beyond the largest buddy block are vmalloc areas too.
  * When kfree gives one back it is kept for a while (the recycle cache: a
