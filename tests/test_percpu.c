@@ -46,6 +46,32 @@ static void test_mode(void)
 		CHECK(!info.rseq);
 }
 
+/*
+ * Pinned to each CPU this thread may run on in turn, the current CPU's copy
+ * is that CPU's. At least one CPU must be checked.
+ */
+static void check_this_cpu_on_each_cpu(long *p)
+{
+	cpu_set_t old, one;
+	int checked = 0;
+
+	CHECK(sched_getaffinity(0, sizeof(old), &old) == 0);
+	for (unsigned int cpu = 0; cpu < ncpus() && cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &old))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) != 0)
+			continue;
+		CHECK_EQ(raw_smp_processor_id(), cpu);
+		CHECK(this_cpu_ptr(p) == per_cpu_ptr(p, cpu));
+		CHECK_EQ(*this_cpu_ptr(p), 1000 + (long)cpu);
+		checked++;
+	}
+	CHECK(sched_setaffinity(0, sizeof(old), &old) == 0);
+	CHECK(checked > 0);
+}
+
 static void test_layout(void)
 {
 	long *p = alloc_percpu(long);
@@ -64,9 +90,7 @@ static void test_layout(void)
 		CHECK_EQ(*per_cpu_ptr(p, cpu), 1000 + cpu);
 	/* Copies of different CPUs never share a cache line. */
 	CHECK(unit >= 128);
-	CHECK(raw_smp_processor_id() < ncpus());
-	CHECK(this_cpu_ptr(p) == per_cpu_ptr(p, raw_smp_processor_id()) ||
-	      ncpus() > 1); /* the thread may have moved in between */
+	check_this_cpu_on_each_cpu(p);
 	free_percpu(p);
 	free_percpu(NULL);
 }
