@@ -215,20 +215,17 @@ KMM_API void *kmm_kmalloc_array(size_t n, size_t size, gfp_t gfp)
  * Free and size
  */
 
-/* Everything but a slab object whose free fits this CPU's sheaf. */
 /*
- * The page run that starts at p, or NULL. Only a run's head page carries
- * PG_large_kmalloc, so a page-aligned p on such a page is the run's start.
+ * Whether p, on page, is the start of a page run. Only a run's head page
+ * carries PG_large_kmalloc, so a page-aligned p on such a page is its start.
  */
-static struct page *page_run_at(const void *p)
+static bool is_page_run(const struct page *page, const void *p)
 {
-	struct page *page = addr_to_page(p);
-
-	if (!page || !(page_flags(page) & PG_large_kmalloc) || ((uintptr_t)p & (os_page_size - 1)))
-		return NULL;
-	return page;
+	return page && (page_flags(page) & PG_large_kmalloc) &&
+	       !((uintptr_t)p & (os_page_size - 1));
 }
 
+/* Everything but a slab object whose free fits this CPU's sheaf. */
 void kfree_slow(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
@@ -242,7 +239,7 @@ void kfree_slow(const void *p, const char *who)
 			slab_free_slow(s, (void *)p, 0);
 			return;
 		}
-		if (page_run_at(p)) {
+		if (is_page_run(page, p)) {
 			kmm___free_pages(page, page->order);
 			return;
 		}
@@ -273,10 +270,10 @@ size_t kmalloc_usable_size(const void *p, const char *who)
 		return s->object_size;
 	if (ZERO_OR_NULL_PTR(p))
 		return 0;
-	page = page_run_at(p);
-	if (page)
+	page = addr_to_page(p);
+	if (is_page_run(page, p))
 		return page->private;
-	size = addr_to_page(p) ? 0 : vmalloc_size(p);
+	size = page ? 0 : vmalloc_size(p);
 	if (!size)
 		kmm_bug("BUG: %s(%p): invalid pointer: not an allocation kmm gave out", who, p);
 	return size;
@@ -329,9 +326,9 @@ unsigned long kmalloc_trim(void)
  */
 bool kmalloc_grow_in_place(const void *p, size_t new_size)
 {
-	struct page *page = page_run_at(p);
+	struct page *page = addr_to_page(p);
 
-	if (!page || new_size > (os_page_size << MAX_PAGE_ORDER))
+	if (!is_page_run(page, p) || new_size > (os_page_size << MAX_PAGE_ORDER))
 		return false;
 	if (!page_grow_in_place(page, (unsigned int)get_order(new_size)))
 		return false;
