@@ -3,17 +3,22 @@
  * blocks (page runs) for larger sizes, vmalloc beyond the largest block.
  *
  * Size classes: 8-byte steps up to 64, then four classes per doubling
- * (80, 96, 112, 128, 160, ...), up to four pages. Above 24 bytes no object
- * wastes more than 25% of its class: within a doubling [2^k, 2^k+1) the
- * step is 2^(k-2). From four pages up, a page run is the whole power-of-two
+ * (80, 96, 112, 128, 160, ...) up to 4 KiB, and eight from there (4608,
+ * 5120, ...) up to four pages. Above 24 bytes no object wastes more than 25%
+ * of its class, and above 4 KiB no more than 12.5%: a page plus a header is
+ * a common size (sqlite's page cache: 4368 bytes), and a quarter of such
+ * blocks is real memory. From four pages up, a page run is the whole power-of-two
  * block: the tail beyond the request is address space, not memory, until
  * someone writes it, and a freed run merges back whole instead of leaving
  * tail fragments for small allocations to pin (measured: git's peak RSS fell
- * by a quarter against alloc_pages_exact). The class of a size up to 1024
- * bytes is one table load.
+ * by a quarter against alloc_pages_exact). To keep it so, a run's usable
+ * size is its request in whole pages, not the block, and the run tells the
+ * page allocator on free that nothing beyond was written; a reused block
+ * whose previous owner wrote further gives that tail back (run_trim_tail).
+ * The class of a size up to 1024 bytes is one table load.
  *
  * kfree() finds what it frees from the address alone: the page descriptor
- * names the slab cache, or marks a page run (PG_large_kmalloc, block size
+ * names the slab cache, or marks a page run (PG_large_kmalloc, usable size
  * in private); an address outside every section may be a vmalloc area.
  *
  * A class's cache is created the first time the class is asked for: a
@@ -36,7 +41,9 @@
 #include "slab.h"
 #include "vmalloc.h"
 
-#define KMALLOC_MAX_CLASSES 64
+#define KMALLOC_MAX_CLASSES 80
+#define KMALLOC_FINE_SHIFT 12	/* eight classes per doubling from 2^12 bytes */
+#define KMALLOC_FINE_FIRST (8 + 4 * (KMALLOC_FINE_SHIFT - 6))
 #define KMALLOC_TABLE_MAX 1024
 
 static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];	/* NULL until used */
@@ -48,13 +55,19 @@ struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
 /* The class index of size (1 <= size <= kmalloc_max_cache_size). */
 static unsigned int size_to_class(size_t size)
 {
-	unsigned int k, step;
+	unsigned int k, step, first;
 
 	if (size <= 64)
 		return (unsigned int)((size + 7) / 8) - 1;
 	k = (unsigned int)(sizeof(long) * 8 - 1) - (unsigned int)__builtin_clzl(size - 1);
-	step = 1u << (k - 2);
-	return 8 + 4 * (k - 6) + (unsigned int)((size - (1UL << k) + step - 1) / step) - 1;
+	if (k < KMALLOC_FINE_SHIFT) {
+		step = 1u << (k - 2);
+		first = 8 + 4 * (k - 6);
+	} else {
+		step = 1u << (k - 3);
+		first = KMALLOC_FINE_FIRST + 8 * (k - KMALLOC_FINE_SHIFT);
+	}
+	return first + (unsigned int)((size - (1UL << k) + step - 1) / step) - 1;
 }
 
 static unsigned int class_size(unsigned int idx)
@@ -63,8 +76,12 @@ static unsigned int class_size(unsigned int idx)
 
 	if (idx < 8)
 		return 8 * (idx + 1);
-	k = 6 + (idx - 8) / 4;
-	return (1u << k) + ((idx - 8) % 4 + 1) * (1u << (k - 2));
+	if (idx < KMALLOC_FINE_FIRST) {
+		k = 6 + (idx - 8) / 4;
+		return (1u << k) + ((idx - 8) % 4 + 1) * (1u << (k - 2));
+	}
+	k = KMALLOC_FINE_SHIFT + (idx - KMALLOC_FINE_FIRST) / 8;
+	return (1u << k) + ((idx - KMALLOC_FINE_FIRST) % 8 + 1) * (1u << (k - 3));
 }
 
 /* "kmalloc-<size>", without the general formatter: this runs in every process. */
@@ -88,6 +105,9 @@ bool kmalloc_init(void)
 {
 	unsigned int max = 4 * (unsigned int)os_page_size;
 
+	/* With 64 KiB pages the classes end first: larger sizes are page runs. */
+	if (max > class_size(KMALLOC_MAX_CLASSES - 1))
+		max = class_size(KMALLOC_MAX_CLASSES - 1);
 	__atomic_store_n(&kmalloc_max_cache_size, max, __ATOMIC_RELAXED);
 	while (nr_kmalloc_classes < KMALLOC_MAX_CLASSES && class_size(nr_kmalloc_classes) <= max)
 		nr_kmalloc_classes++;
@@ -138,20 +158,49 @@ static struct kmem_cache *kmalloc_cache(unsigned int idx)
  * Allocation
  */
 
+static unsigned long pages_for(size_t size)
+{
+	return (size + os_page_size - 1) >> os_page_shift;
+}
+
+/*
+ * A run of need pages in a block whose first dirty pages a previous owner
+ * wrote: a dirty tail beyond need is resident memory nobody uses, so it goes
+ * back to the OS when it is at least a quarter of the block. (A smaller one
+ * stays: the madvise, and the faults if the run grows into it again, would
+ * cost more than it saves.) Returns the run's dirty extent.
+ */
+static unsigned long run_trim_tail(struct page *page, unsigned long need, unsigned long dirty)
+{
+	if (dirty <= need || (dirty - need) * 4 < (1UL << page->order))
+		return dirty;
+	os_release((char *)kmm_page_address(page) + (need << os_page_shift),
+		   (dirty - need) << os_page_shift);
+	return need;
+}
+
+/* Sets a run's usable pages: what it needs, and whatever is dirty in it. */
+static void run_set_usable(struct page *page, unsigned long need, unsigned long dirty)
+{
+	page->private = (need > dirty ? need : dirty) << os_page_shift;
+}
+
 static void *kmalloc_large(size_t size, gfp_t gfp)
 {
-	void *p;
+	unsigned long need = pages_for(size), dirty;
 	struct page *page;
 
 	if (size > (os_page_size << MAX_PAGE_ORDER))
 		return vmalloc_recycled(size, gfp, __builtin_return_address(0));
-	page = kmm_alloc_pages(gfp, (unsigned int)get_order(size));
+	page = page_alloc_run(gfp, (unsigned int)get_order(size), &dirty);
 	if (!page)
 		return NULL;
-	p = kmm_page_address(page);
-	page->private = os_page_size << page->order;
+	dirty = run_trim_tail(page, need, dirty);
+	if (gfp & __GFP_ZERO)
+		page_zero_run(page, need > dirty ? need : dirty, dirty);
+	run_set_usable(page, need, dirty);
 	set_page_flags(page, page_flags(page) | PG_large_kmalloc);
-	return p;
+	return kmm_page_address(page);
 }
 
 void *kmalloc_slow(size_t size, gfp_t gfp)
@@ -240,7 +289,8 @@ void kfree_slow(const void *p, const char *who)
 			return;
 		}
 		if (is_page_run(page, p)) {
-			kmm___free_pages(page, page->order);
+			/* Nobody may write beyond the usable size. */
+			page_free_run(page, page->private >> os_page_shift);
 			return;
 		}
 		kmm_bug("BUG: %s(%p): not the start of an allocation "
@@ -327,12 +377,17 @@ unsigned long kmalloc_trim(void)
 bool kmalloc_grow_in_place(const void *p, size_t new_size)
 {
 	struct page *page = addr_to_page(p);
+	unsigned int order;
+	unsigned long dirty;
 
 	if (!is_page_run(page, p) || new_size > (os_page_size << MAX_PAGE_ORDER))
 		return false;
-	if (!page_grow_in_place(page, (unsigned int)get_order(new_size)))
+	order = (unsigned int)get_order(new_size);
+	dirty = page->private >> os_page_shift;
+	if (order > page->order && !page_grow_in_place(page, order, &dirty))
 		return false;
-	page->private = os_page_size << page->order;
+	/* Within the block the pages beyond the usable size are zero already. */
+	run_set_usable(page, pages_for(new_size), dirty);
 	return true;
 }
 

@@ -18,10 +18,14 @@
  *   No system call runs under zone->lock except mmap when growing; releasing
  *   memory isolates the blocks, drops the lock, madvises, then frees them back.
  *
- * A free block's zero state travels with it (PG_zeroed): fresh and released
- * blocks are zero, so __GFP_ZERO skips the memset for them. Dirty blocks sit
- * at the head of each free list (reused first, still warm in cache), zeroed
- * ones at the tail.
+ * A free block's dirty extent travels with it (private, in pages): its pages
+ * from there up read as zeros and are not resident. Fresh and released
+ * blocks have extent 0, a freed block the extent its owner says it wrote
+ * (kmalloc's page runs: their usable pages; anything else: all of it).
+ * Splits and merges carry the extent over, so __GFP_ZERO clears only the
+ * dirty pages and a reused block tells kmalloc how much of it is resident.
+ * Dirty blocks sit at the head of each free list (reused first, still warm
+ * in cache), zero ones at the tail.
  */
 #include "page_alloc.h"
 
@@ -58,7 +62,7 @@ struct zone {
 	struct kmm_lock lock;
 	struct free_area free_area[NR_PAGE_ORDERS];
 	unsigned long free_pages;	/* in the free lists */
-	unsigned long dirty_pages;	/* in the free lists, not PG_zeroed */
+	unsigned long dirty_pages;	/* sum of the free blocks' dirty extents */
 	unsigned long managed_pages;
 	unsigned long nr_sections;
 	unsigned long wmark_min;	/* reserve only __GFP_HIGH may use */
@@ -160,59 +164,75 @@ static struct mem_section *section_meta_get(struct zone *z)
  * The buddy free lists (zone lock held)
  */
 
+/* The dirty pages of the part [off, off + len) of a block with that extent. */
+static unsigned long dirty_within(unsigned long dirty, unsigned long off, unsigned long len)
+{
+	if (dirty <= off)
+		return 0;
+	return dirty - off < len ? dirty - off : len;
+}
+
+/* The extent of two free halves of 2^order pages each, merged. */
+static unsigned long dirty_merged(unsigned long lower, unsigned long upper, unsigned int order)
+{
+	return upper ? (1UL << order) + upper : lower;
+}
+
 static void add_to_free_list(struct zone *z, struct page *page, unsigned int order,
-			     bool zeroed)
+			     unsigned long dirty)
 {
 	struct free_area *area = &z->free_area[order];
 
 	page->order = order;
-	set_page_flags(page, PG_buddy | (zeroed ? PG_zeroed : 0));
-	if (zeroed) {
+	page->private = dirty;
+	set_page_flags(page, PG_buddy);
+	if (!dirty)
 		list_add_tail(&page->lru, &area->free_list);
-	} else {
+	else
 		list_add(&page->lru, &area->free_list);
-		z->dirty_pages += 1UL << order;
-	}
+	z->dirty_pages += dirty;
 	area->nr_free++;
 	z->free_pages += 1UL << order;
 }
 
-/* Takes a block off its free list; its flags keep only PG_zeroed. */
+/* Takes a block off its free list; private keeps its dirty extent. */
 static void del_from_free_list(struct zone *z, struct page *page, unsigned int order)
 {
-	unsigned long zeroed = page_flags(page) & PG_zeroed;
-
 	list_del(&page->lru);
-	if (!zeroed)
-		z->dirty_pages -= 1UL << order;
+	z->dirty_pages -= page->private;
 	z->free_area[order].nr_free--;
 	z->free_pages -= 1UL << order;
-	set_page_flags(page, zeroed);
+	set_page_flags(page, 0);
 }
 
-/* Splits a block of order high down to order low, freeing the upper halves. */
-static void expand(struct zone *z, struct page *page, unsigned int low,
-		   unsigned int high, bool zeroed)
+/*
+ * Splits a block of order high, dirty up to dirty, down to order low,
+ * freeing the upper halves; returns the dirty extent of what is left.
+ */
+static unsigned long expand(struct zone *z, struct page *page, unsigned int low,
+			    unsigned int high, unsigned long dirty)
 {
 	while (high > low) {
-		high--;
-		add_to_free_list(z, page + (1UL << high), high, zeroed);
+		unsigned long half = 1UL << --high;
+
+		add_to_free_list(z, page + half, high, dirty_within(dirty, half, half));
+		dirty = dirty_within(dirty, 0, half);
 	}
+	return dirty;
 }
 
+/* The block's dirty extent is left in page->private. */
 static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
 {
 	for (unsigned int o = order; o <= MAX_PAGE_ORDER; o++) {
 		struct free_area *area = &z->free_area[o];
 		struct page *page;
-		bool zeroed;
 
 		if (list_empty(&area->free_list))
 			continue;
 		page = list_first_entry(&area->free_list, struct page, lru);
-		zeroed = page_flags(page) & PG_zeroed;
 		del_from_free_list(z, page, o);
-		expand(z, page, order, o, zeroed);
+		page->private = expand(z, page, order, o, page->private);
 		page->order = order;
 		return page;
 	}
@@ -221,7 +241,7 @@ static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
 
 /* Frees a block into the zone, merging with its buddy as long as it is free. */
 static void __free_one_page(struct zone *z, struct page *page, unsigned int order,
-			    bool zeroed)
+			    unsigned long dirty)
 {
 	struct mem_section *ms = page_section(page);
 	unsigned long idx = page_index(page);
@@ -230,17 +250,19 @@ static void __free_one_page(struct zone *z, struct page *page, unsigned int orde
 	while (order < MAX_PAGE_ORDER) {
 		unsigned long buddy_idx = idx ^ (1UL << order);
 		struct page *buddy = &ms->pages[buddy_idx];
-		unsigned long flags = page_flags(buddy);
 
-		if (!(flags & PG_buddy) || buddy->order != order)
+		if (!(page_flags(buddy) & PG_buddy) || buddy->order != order)
 			break;
-		zeroed = zeroed && (flags & PG_zeroed);
 		del_from_free_list(z, buddy, order);
-		set_page_flags(buddy, 0);
+		if (buddy_idx > idx)
+			dirty = dirty_merged(dirty, buddy->private, order);
+		else
+			dirty = dirty_merged(buddy->private, dirty, order);
+		buddy->private = 0;
 		idx &= buddy_idx;
 		order++;
 	}
-	add_to_free_list(z, &ms->pages[idx], order, zeroed);
+	add_to_free_list(z, &ms->pages[idx], order, dirty);
 }
 
 static void zone_lock(struct zone *z, gfp_t gfp)
@@ -278,7 +300,7 @@ static int grow_zone(struct zone *z)
 	ms->start = (uintptr_t)mem;
 	z->managed_pages += SECTION_PAGES;
 	z->nr_sections++;
-	add_to_free_list(z, &ms->pages[0], MAX_PAGE_ORDER, true);
+	add_to_free_list(z, &ms->pages[0], MAX_PAGE_ORDER, 0);
 	return 0;
 }
 
@@ -303,9 +325,9 @@ static void isolate_for_purge(struct zone *z, unsigned long target,
 		struct page *page = list_first_entry(&top->free_list, struct page, lru);
 		struct mem_section *ms;
 
-		if (!(page_flags(page) & PG_zeroed) && z->dirty_pages <= target) {
+		if (page->private && z->dirty_pages <= target) {
 			page = list_last_entry(&top->free_list, struct page, lru);
-			if (!(page_flags(page) & PG_zeroed))
+			if (page->private)
 				break;
 		}
 		ms = page_section(page);
@@ -322,7 +344,7 @@ static void isolate_for_purge(struct zone *z, unsigned long target,
 		while (z->dirty_pages > target && !list_empty(&area->free_list)) {
 			struct page *page = list_first_entry(&area->free_list, struct page, lru);
 
-			if (page_flags(page) & PG_zeroed)
+			if (!page->private)
 				break;
 			del_from_free_list(z, page, (unsigned int)o);
 			list_add(&page->lru, release);
@@ -345,8 +367,9 @@ static unsigned long zone_purge(struct zone *z, unsigned long target)
 	for (struct list_head *e = release.next; e != &release; e = e->next) {
 		struct page *page = list_entry(e, struct page, lru);
 
-		os_release(kmm_page_address(page), os_page_size << page->order);
-		done += 1UL << page->order;
+		/* Only the dirty extent is resident. */
+		os_release(kmm_page_address(page), page->private << os_page_shift);
+		done += page->private;
 	}
 	for (struct list_head *e = unmap.next; e != &unmap; e = e->next) {
 		struct mem_section *ms = page_section(list_entry(e, struct page, lru));
@@ -361,8 +384,8 @@ static unsigned long zone_purge(struct zone *z, unsigned long target)
 		struct page *page = list_first_entry(&release, struct page, lru);
 
 		list_del(&page->lru);
-		z->released_pages += 1UL << page->order;
-		__free_one_page(z, page, page->order, true);
+		z->released_pages += page->private;
+		__free_one_page(z, page, page->order, 0);
 	}
 	kmm_unlock(&z->lock);
 
@@ -409,12 +432,13 @@ static void zone_decay(struct zone *z)
 	zone_purge(z, z->dirty_high / 2);
 }
 
-static void free_one_page(struct zone *z, struct page *page, unsigned int order)
+static void free_one_page(struct zone *z, struct page *page, unsigned int order,
+			  unsigned long dirty)
 {
 	bool purge;
 
 	kmm_lock(&z->lock);
-	__free_one_page(z, page, order, false);
+	__free_one_page(z, page, order, dirty);
 	purge = zone_wants_purge(z);
 	kmm_unlock(&z->lock);
 	if (purge)
@@ -446,12 +470,11 @@ static void free_pcppages_bulk(struct zone *z, struct per_cpu_pages *pcp,
 
 		if (!list_empty(list)) {
 			struct page *page = list_last_entry(list, struct page, lru);
-			bool zeroed = page_flags(page) & PG_zeroed;
 
 			list_del(&page->lru);
 			pcp->count -= 1UL << order;
 			count -= count < (1UL << order) ? count : (1UL << order);
-			__free_one_page(z, page, order, zeroed);
+			__free_one_page(z, page, order, page->private);
 		}
 		order = (order + 1) % NR_PCP_ORDERS;
 	}
@@ -468,7 +491,7 @@ static unsigned long rmqueue_bulk(struct zone *z, unsigned int order, unsigned l
 
 		if (!page)
 			break;
-		set_page_flags(page, PG_pcp | (page_flags(page) & PG_zeroed));
+		set_page_flags(page, PG_pcp);
 		list_add_tail(&page->lru, list);
 		n++;
 	}
@@ -476,7 +499,7 @@ static unsigned long rmqueue_bulk(struct zone *z, unsigned int order, unsigned l
 }
 
 /* The common case: no zone lock unless the list needs a refill. */
-static struct page *rmqueue_pcplist(gfp_t gfp, unsigned int order, bool *zeroed)
+static struct page *rmqueue_pcplist(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
 	struct per_cpu_pages *pcp = this_cpu_pcp();
 	struct list_head *list = &pcp->lists[order];
@@ -499,21 +522,22 @@ static struct page *rmqueue_pcplist(gfp_t gfp, unsigned int order, bool *zeroed)
 	page = list_first_entry(list, struct page, lru);
 	list_del(&page->lru);
 	pcp->count -= 1UL << order;
-	*zeroed = page_flags(page) & PG_zeroed;
+	*dirty = page->private;
 	set_page_flags(page, 0);
 	kmm_unlock(&pcp->lock);
 	return page;
 }
 
-static void free_unref_page(struct page *page, unsigned int order)
+static void free_unref_page(struct page *page, unsigned int order, unsigned long dirty)
 {
 	struct per_cpu_pages *pcp = this_cpu_pcp();
 	bool purge = false;
 
 	if (!kmm_trylock(&pcp->lock)) {
-		free_one_page(&zone, page, order);
+		free_one_page(&zone, page, order, dirty);
 		return;
 	}
+	page->private = dirty;
 	set_page_flags(page, PG_pcp);
 	list_add(&page->lru, &pcp->lists[order]);
 	pcp->count += 1UL << order;
@@ -670,7 +694,7 @@ bool page_alloc_init(void)
  */
 
 /* Takes from the zone, growing it when the request may map memory. */
-static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
+static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
 	bool may_sleep = gfp & __GFP_DIRECT_RECLAIM;
 	bool may_map = gfp & (__GFP_DIRECT_RECLAIM | __GFP_HIGH);
@@ -698,10 +722,8 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
 	if (!may_sleep && (gfp & __GFP_KSWAPD_RECLAIM) &&
 	    (!page || zone.free_pages < zone.wmark_min))
 		zone.need_refill = true;
-	if (page) {
-		*zeroed = page_flags(page) & PG_zeroed;
-		set_page_flags(page, 0);
-	}
+	if (page)
+		*dirty = page->private;
 	kmm_unlock(&zone.lock);
 	if (grew)
 		zone_decay(&zone);
@@ -713,9 +735,10 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, bool *zeroed)
  * free as one block of its order (free blocks in the zone are always fully
  * merged, so a free upper half is exactly that; pages on per-CPU lists do
  * not count). Their pages join the block with their contents, dirty or zero:
- * a caller growing a buffer copies nothing.
+ * a caller growing a buffer copies nothing. *dirty, the block's dirty extent,
+ * grows to cover the dirty pages of the halves that join it.
  */
-bool page_grow_in_place(struct page *page, unsigned int new_order)
+bool page_grow_in_place(struct page *page, unsigned int new_order, unsigned long *dirty)
 {
 	struct mem_section *ms = page_section(page);
 	unsigned long idx = page_index(page);
@@ -736,7 +759,8 @@ bool page_grow_in_place(struct page *page, unsigned int new_order)
 		struct page *buddy = &ms->pages[idx + (1UL << o)];
 
 		del_from_free_list(&zone, buddy, o);
-		set_page_flags(buddy, 0);
+		*dirty = dirty_merged(*dirty, buddy->private, o);
+		buddy->private = 0;
 	}
 	kmm_unlock(&zone.lock);
 	if (ok)
@@ -756,17 +780,17 @@ static void nofail_backoff(gfp_t gfp)
 	}
 }
 
-static struct page *alloc_pages_slowpath(gfp_t gfp, unsigned int order, bool *zeroed)
+static struct page *alloc_pages_slowpath(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
-	struct page *page = rmqueue_zone(gfp, order, zeroed);
+	struct page *page = rmqueue_zone(gfp, order, dirty);
 
 	if (!page && (gfp & __GFP_DIRECT_RECLAIM) && !(gfp & __GFP_NORETRY)) {
 		kmm_drain_all_pages();
-		page = rmqueue_zone(gfp, order, zeroed);
+		page = rmqueue_zone(gfp, order, dirty);
 	}
 	while (!page && (gfp & __GFP_NOFAIL)) {
 		nofail_backoff(gfp);
-		page = rmqueue_zone(gfp, order, zeroed);
+		page = rmqueue_zone(gfp, order, dirty);
 	}
 	return page;
 }
@@ -783,8 +807,11 @@ static void warn_alloc(gfp_t gfp, unsigned int order, const char *why)
 			   n == 9 ? " (further failures not reported)" : "");
 }
 
-/* A block of 2^order pages, not yet marked allocated; NULL with errno set. */
-static struct page *alloc_block(gfp_t gfp, unsigned int order, bool *zeroed)
+/*
+ * A block of 2^order pages, not yet marked allocated, and its dirty extent;
+ * NULL with errno set.
+ */
+static struct page *alloc_block(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
 	struct page *page = NULL;
 
@@ -799,9 +826,9 @@ static struct page *alloc_block(gfp_t gfp, unsigned int order, bool *zeroed)
 		return NULL;
 	}
 	if (order <= PCP_MAX_ORDER)
-		page = rmqueue_pcplist(gfp, order, zeroed);
+		page = rmqueue_pcplist(gfp, order, dirty);
 	if (!page)
-		page = alloc_pages_slowpath(gfp, order, zeroed);
+		page = alloc_pages_slowpath(gfp, order, dirty);
 	if (unlikely(!page)) {
 		warn_alloc(gfp, order, "out of memory");
 		errno = ENOMEM;
@@ -809,32 +836,42 @@ static struct page *alloc_block(gfp_t gfp, unsigned int order, bool *zeroed)
 	return page;
 }
 
-static void zero_pages(struct page *page, unsigned long nr_pages, bool zeroed)
+void page_zero_run(struct page *page, unsigned long nr_pages, unsigned long dirty)
 {
-	if (zeroed) {
-		atomic_fetch_add_explicit(&zeroed_skipped, nr_pages, memory_order_relaxed);
-		return;
-	}
-	memset(kmm_page_address(page), 0, nr_pages << os_page_shift);
-	atomic_fetch_add_explicit(&zeroed_cleared, nr_pages, memory_order_relaxed);
+	unsigned long clear = dirty < nr_pages ? dirty : nr_pages;
+
+	if (clear)
+		memset(kmm_page_address(page), 0, clear << os_page_shift);
+	atomic_fetch_add_explicit(&zeroed_cleared, clear, memory_order_relaxed);
+	atomic_fetch_add_explicit(&zeroed_skipped, nr_pages - clear, memory_order_relaxed);
 }
 
 static void set_allocated(struct page *page, unsigned int order)
 {
 	page->order = order;
+	page->private = 0;
 	atomic_store_explicit(&page->_refcount, 1, memory_order_relaxed);
 	set_page_flags(page, PG_alloc);
 }
 
+struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty)
+{
+	struct page *page = alloc_block(gfp, order, dirty);
+
+	if (likely(page))
+		set_allocated(page, order);
+	return page;
+}
+
 KMM_API struct page *kmm_alloc_pages(gfp_t gfp, unsigned int order)
 {
-	bool zeroed = false;
-	struct page *page = alloc_block(gfp, order, &zeroed);
+	unsigned long dirty = 0;
+	struct page *page = alloc_block(gfp, order, &dirty);
 
 	if (unlikely(!page))
 		return NULL;
 	if (gfp & __GFP_ZERO)
-		zero_pages(page, 1UL << order, zeroed);
+		page_zero_run(page, 1UL << order, dirty);
 	set_allocated(page, order);
 	return page;
 }
@@ -869,17 +906,22 @@ static _Noreturn void bad_page_free(const struct page *page, unsigned int order)
 		"(double free, or a pointer into a block)", addr);
 }
 
-static void free_checked(struct page *page, unsigned int order)
+static void free_checked(struct page *page, unsigned int order, unsigned long dirty)
 {
 	if (unlikely(!(page_flags(page) & PG_alloc) || page->order != order))
 		bad_page_free(page, order);
 	atomic_store_explicit(&page->_refcount, 0, memory_order_relaxed);
 	if (order <= PCP_MAX_ORDER) {
-		free_unref_page(page, order);
+		free_unref_page(page, order, dirty);
 		return;
 	}
 	set_page_flags(page, 0);
-	free_one_page(&zone, page, order);
+	free_one_page(&zone, page, order, dirty);
+}
+
+void page_free_run(struct page *page, unsigned long dirty)
+{
+	free_checked(page, page->order, dirty);
 }
 
 KMM_API void kmm___free_pages(struct page *page, unsigned int order)
@@ -889,7 +931,7 @@ KMM_API void kmm___free_pages(struct page *page, unsigned int order)
 	if (unlikely(order > MAX_PAGE_ORDER))
 		kmm_bug("BUG: bad page free of %p: order %u above MAX_PAGE_ORDER",
 			kmm_page_address(page), order);
-	free_checked(page, order);
+	free_checked(page, order, 1UL << order);
 }
 
 /* The page that holds addr, or a report and abort if kmm never gave it out. */
@@ -912,7 +954,7 @@ KMM_API void kmm_free_pages(unsigned long addr, unsigned int order)
 		return;
 	if (unlikely(order > MAX_PAGE_ORDER))
 		kmm_bug("BUG: bad page free of %#lx: order %u above MAX_PAGE_ORDER", addr, order);
-	free_checked(lookup_for_free((void *)addr, "free_pages"), order);
+	free_checked(lookup_for_free((void *)addr, "free_pages"), order, 1UL << order);
 }
 
 /* ---------------------------------------------------------------------------
@@ -936,7 +978,7 @@ KMM_API void *kmm_alloc_pages_exact(size_t size, gfp_t gfp)
 	unsigned long nr, end, i;
 	unsigned int order;
 	struct page *page;
-	bool zeroed = false;
+	unsigned long dirty = 0;
 
 	if (unlikely(!page_alloc_init()))
 		return NULL;
@@ -949,18 +991,19 @@ KMM_API void *kmm_alloc_pages_exact(size_t size, gfp_t gfp)
 	}
 	nr = (size + os_page_size - 1) >> os_page_shift;
 	order = (unsigned int)get_order(size);
-	page = alloc_block(gfp, order, &zeroed);
+	page = alloc_block(gfp, order, &dirty);
 	if (!page)
 		return NULL;
 	if (gfp & __GFP_ZERO)
-		zero_pages(page, nr, zeroed);
+		page_zero_run(page, nr, dirty);
 	for (i = 0; i < nr; i += 1UL << range_block_order(i, nr))
 		set_allocated(page + i, range_block_order(i, nr));
 	end = 1UL << order;
 	if (nr < end) {
 		kmm_lock(&zone.lock);
 		for (i = nr; i < end; i += 1UL << range_block_order(i, end))
-			__free_one_page(&zone, page + i, range_block_order(i, end), zeroed);
+			__free_one_page(&zone, page + i, range_block_order(i, end),
+					dirty_within(dirty, i, 1UL << range_block_order(i, end)));
 		kmm_unlock(&zone.lock);
 	}
 	return kmm_page_address(page);
@@ -981,7 +1024,7 @@ KMM_API void kmm_free_pages_exact(void *addr, size_t size)
 	for (unsigned long i = 0; i < nr;) {
 		unsigned int order = range_block_order(i, nr);
 
-		free_checked(page + i, order);
+		free_checked(page + i, order, 1UL << order);
 		i += 1UL << order;
 	}
 }

@@ -21,14 +21,17 @@
  *   PG_buddy   head of a free block on a zone free list (zone lock)
  *   PG_pcp     head of a free block on a per-CPU list (that list's lock)
  *   PG_alloc   head of an allocated block (its owner)
- *   PG_zeroed  with PG_buddy or PG_pcp: the block is known to read as zeros
+ * With PG_buddy or PG_pcp, private is the block's dirty extent in pages:
+ * the pages from there up read as zeros and are not resident.
  */
 enum pageflags {
 	PG_buddy = 1u << 0,
 	PG_pcp = 1u << 1,
 	PG_alloc = 1u << 2,
-	PG_zeroed = 1u << 3,
-	/* Owned by kmalloc: the head of a page-run kmalloc; private = its size. */
+	/*
+	 * Owned by kmalloc: the head of a page-run kmalloc; private = its usable
+	 * size, whole pages, at most the block. Its pages beyond that are zero.
+	 */
 	PG_large_kmalloc = 1u << 4,
 };
 
@@ -142,9 +145,20 @@ bool page_alloc_init(void);
 /*
  * Grows the allocated block headed by page to new_order where it lies, if
  * the blocks that double it are free in the zone; false, nothing changed,
- * otherwise.
+ * otherwise. *dirty, the block's dirty extent in pages, grows over the dirty
+ * pages of the blocks that join it.
  */
-bool page_grow_in_place(struct page *page, unsigned int new_order);
+bool page_grow_in_place(struct page *page, unsigned int new_order, unsigned long *dirty);
+/*
+ * For owners that know how much of a block they write (kmalloc's page runs):
+ * an allocated block whose pages from *dirty up read as zeros and are not
+ * resident, nothing cleared; NULL with errno set. page_free_run() frees it,
+ * saying that its pages from dirty up were never written.
+ */
+struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty);
+void page_free_run(struct page *page, unsigned long dirty);
+/* Clears the first nr_pages of a block with that dirty extent (__GFP_ZERO). */
+void page_zero_run(struct page *page, unsigned long nr_pages, unsigned long dirty);
 /* The decay time in ms (-1: never release); other layers' caches follow it. */
 long page_decay_ms(void);
 

@@ -27,7 +27,10 @@ static void test_zero_and_null(void)
 	CHECK_EQ(ksize(NULL), 0);
 }
 
-/* Every size up to 4 pages: usable size, alignment, at most 25% of the block wasted above 24 bytes. */
+/*
+ * Every size up to 4 pages: usable size, alignment, at most 25% of the block
+ * wasted above 24 bytes and at most 12.5% above 4 KiB.
+ */
 static void test_size_classes(void)
 {
 	size_t max = 4 * PAGE_SIZE;
@@ -42,6 +45,10 @@ static void test_size_classes(void)
 		if (size > 24 && (usable - size) * 4 > usable) {
 			fprintf(stderr, "size %zu lands in %zu\n", size, usable);
 			CHECK(!"waste at most 25%");
+		}
+		if (size > 4096 && (usable - size) * 8 > usable) {
+			fprintf(stderr, "size %zu lands in %zu\n", size, usable);
+			CHECK(!"waste at most 12.5% above 4 KiB");
 		}
 		CHECK(((uintptr_t)p & 7) == 0);
 		if ((size & (size - 1)) == 0)
@@ -180,6 +187,77 @@ static void test_krealloc_page_run_in_place(void)
 	kfree(big);
 }
 
+static bool range_zero(const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i])
+			return false;
+	}
+	return true;
+}
+
+/* Whether every page of [p, p + len) is non-resident; true if THP may back it. */
+static bool range_not_resident(void *p, size_t len)
+{
+	unsigned char vec[64];
+	char thp[64] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(thp, sizeof(thp), f))
+			thp[0] = 0;
+		fclose(f);
+	}
+	if (strstr(thp, "[always]"))
+		return true;
+	CHECK(len / PAGE_SIZE <= sizeof(vec));
+	CHECK_EQ(mincore(p, len, vec), 0);
+	for (size_t i = 0; i < len / PAGE_SIZE; i++) {
+		if (vec[i] & 1)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A page run's usable size is its request in whole pages, or more where the
+ * block it reuses is dirty further, and the rest of its block is zero and
+ * not resident. A block written to the end by an earlier run gives a dirty
+ * tail of a quarter of the block or more back when a smaller run reuses it:
+ * usable sizes above 12 of 16 pages would mean it did not.
+ */
+static void test_page_run_dirty_tail(void)
+{
+	size_t block = 16 * PAGE_SIZE;
+
+	for (int round = 0; round < 8; round++) {
+		unsigned char *big = kmalloc(block, GFP_KERNEL), *p;
+		size_t usable;
+
+		CHECK(big != NULL);
+		CHECK_EQ(ksize(big), block);
+		memset(big, 0xee, block);
+		kfree(big);
+		p = kmalloc(9 * PAGE_SIZE - 100, round & 1 ? GFP_KERNEL | __GFP_ZERO : GFP_KERNEL);
+		CHECK(p != NULL);
+		CHECK(((uintptr_t)p & (block - 1)) == 0);
+		usable = ksize(p);
+		CHECK(usable >= 9 * PAGE_SIZE && usable <= 12 * PAGE_SIZE);
+		CHECK(usable % PAGE_SIZE == 0);
+		CHECK(range_not_resident(p + usable, block - usable));
+		CHECK(range_zero(p + usable, block - usable));
+		if (round & 1)
+			CHECK(range_zero(p, usable));
+		memset(p, 0x11, usable);
+		/* Growing within the block moves the usable size; the new pages are zero. */
+		CHECK(krealloc(p, 13 * PAGE_SIZE, GFP_KERNEL) == p);
+		CHECK(ksize(p) == 13 * PAGE_SIZE);
+		CHECK(range_zero(p + usable, 13 * PAGE_SIZE - usable));
+		memset(p, 0x22, 13 * PAGE_SIZE);
+		kfree(p);
+	}
+}
+
 static void test_large(void)
 {
 	unsigned char *run = kmalloc(100000, GFP_KERNEL);
@@ -189,8 +267,10 @@ static void test_large(void)
 	CHECK(run && big);
 	CHECK(!is_vmalloc_addr(run));
 	CHECK(virt_addr_valid(run));
-	/* A page run is a whole buddy block: its untouched tail costs no memory. */
-	CHECK_EQ(ksize(run), PAGE_SIZE << get_order(100000));
+	/* A page run is a whole buddy block, usable to the request's last page or further. */
+	CHECK(ksize(run) >= PAGE_ALIGN(100000));
+	CHECK(ksize(run) <= PAGE_SIZE << get_order(100000));
+	CHECK(ksize(run) % PAGE_SIZE == 0);
 	CHECK(is_vmalloc_addr(big));
 	CHECK_EQ(ksize(big), big_size);
 	fill(run, 100000, 3);
@@ -333,6 +413,7 @@ int main(void)
 	RUN(test_overflow);
 	RUN(test_krealloc);
 	RUN(test_krealloc_page_run_in_place);
+	RUN(test_page_run_dirty_tail);
 	RUN(test_large);
 	RUN(test_large_recycled);
 	RUN(test_copies);
