@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Peak memory of one program's allocations under each allocator, from a
+# recorded trace (bench/alloc_trace.c, bench/replay.c); see
+# docs/benchmarks.md#replaying-a-programs-allocations.
+#
+#   bench/replay.sh BUILD_DIR TRACE [RUNS]     (default RUNS: 3)
+#
+# Prepares TRACE once, then replays it RUNS times under each allocator,
+# pinned to one CPU (per-CPU caches make an unpinned replay vary), and
+# prints the median peak RSS above the replayer's start, and the ratio to
+# glibc's. Allocators: glibc, kmm (BUILD_DIR/libkmm.so), and jemalloc,
+# mimalloc, tcmalloc where Debian's packages are installed.
+set -euo pipefail
+build=${1:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
+trace=${2:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
+runs=${3:-3}
+replay=$build/bench/replay
+
+libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+names=(glibc kmm)
+declare -A lib=([glibc]="" [kmm]=$(cd "$build" && pwd)/libkmm.so)
+for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
+	if [ -f "$libdir/${pair#*:}" ]; then
+		names+=("${pair%%:*}")
+		lib[${pair%%:*}]=$libdir/${pair#*:}
+	fi
+done
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$replay" --prepare "$trace" "$work/replay" >&2
+median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+printf '%-9s %12s %13s %9s\n' allocator peak_live_KiB peak_rss_KiB rss/glibc
+for a in "${names[@]}"; do
+	for ((r = 0; r < runs; r++)); do
+		env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} "${pin[@]}" "$replay" "$work/replay" >>"$work/$a"
+	done
+done
+base=$(awk '{print $6}' "$work/glibc" | median)
+for a in "${names[@]}"; do
+	live=$(awk '{print $4}' "$work/$a" | median)
+	rss=$(awk '{print $6}' "$work/$a" | median)
+	printf '%-9s %12s %13s %9.2f\n' "$a" "$live" "$rss" "$(echo "$rss / $base" | bc -l)"
+done
