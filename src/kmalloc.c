@@ -3,11 +3,13 @@
  * blocks (page runs) for larger sizes, vmalloc beyond the largest block.
  *
  * Size classes: 8-byte steps up to 64, then four classes per doubling
- * (80, 96, 112, 128, 160, ...) up to 4 KiB, and eight from there (4608,
- * 5120, ...) up to four pages. Above 24 bytes no object wastes more than 25%
- * of its class, and above 4 KiB no more than 12.5%: a page plus a header is
- * a common size (sqlite's page cache: 4368 bytes), and a quarter of such
- * blocks is real memory. From four pages up, a page run is the whole power-of-two
+ * (80, 96, 112, 128, 160, ...) up to four pages, except between 4 and 8 KiB,
+ * which has eight (4608, 5120, ...). Above 24 bytes no object wastes more
+ * than 25% of its class, and between 4 and 8 KiB no more than 12.5%: a page
+ * plus a header is a common size (sqlite's page cache: 4368 bytes), and a
+ * quarter of such blocks is real memory. (Eight per doubling from 8 to 16
+ * KiB too cost a replay of git diff 0.6 MiB: more classes, each with its
+ * own partial slabs and cached objects.) From four pages up, a page run is the whole power-of-two
  * block: the tail beyond the request is address space, not memory, until
  * someone writes it, and a freed run merges back whole instead of leaving
  * tail fragments for small allocations to pin (measured: git's peak RSS fell
@@ -43,7 +45,7 @@
 #include "vmalloc.h"
 
 #define KMALLOC_MAX_CLASSES 80
-#define KMALLOC_FINE_SHIFT 12	/* eight classes per doubling from 2^12 bytes */
+#define KMALLOC_FINE_SHIFT 12	/* eight classes in (2^12, 2^13] bytes */
 #define KMALLOC_FINE_FIRST (8 + 4 * (KMALLOC_FINE_SHIFT - 6))
 #define KMALLOC_TABLE_MAX 1024
 
@@ -64,9 +66,12 @@ static unsigned int size_to_class(size_t size)
 	if (k < KMALLOC_FINE_SHIFT) {
 		step = 1u << (k - 2);
 		first = 8 + 4 * (k - 6);
-	} else {
+	} else if (k == KMALLOC_FINE_SHIFT) {
 		step = 1u << (k - 3);
-		first = KMALLOC_FINE_FIRST + 8 * (k - KMALLOC_FINE_SHIFT);
+		first = KMALLOC_FINE_FIRST;
+	} else {
+		step = 1u << (k - 2);
+		first = KMALLOC_FINE_FIRST + 8 + 4 * (k - KMALLOC_FINE_SHIFT - 1);
 	}
 	return first + (unsigned int)((size - (1UL << k) + step - 1) / step) - 1;
 }
@@ -81,8 +86,12 @@ static unsigned int class_size(unsigned int idx)
 		k = 6 + (idx - 8) / 4;
 		return (1u << k) + ((idx - 8) % 4 + 1) * (1u << (k - 2));
 	}
-	k = KMALLOC_FINE_SHIFT + (idx - KMALLOC_FINE_FIRST) / 8;
-	return (1u << k) + ((idx - KMALLOC_FINE_FIRST) % 8 + 1) * (1u << (k - 3));
+	if (idx < KMALLOC_FINE_FIRST + 8) {
+		k = KMALLOC_FINE_SHIFT;
+		return (1u << k) + ((idx - KMALLOC_FINE_FIRST) % 8 + 1) * (1u << (k - 3));
+	}
+	k = KMALLOC_FINE_SHIFT + 1 + (idx - KMALLOC_FINE_FIRST - 8) / 4;
+	return (1u << k) + ((idx - KMALLOC_FINE_FIRST - 8) % 4 + 1) * (1u << (k - 2));
 }
 
 /* "kmalloc-<size>", without the general formatter: this runs in every process. */
