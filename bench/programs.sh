@@ -17,17 +17,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/tests/programs/workloads.sh"
 [ $# -gt 0 ] && WORKLOADS=("$@")
 
-libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-names=(glibc kmm)
-declare -A lib=([glibc]="" [kmm]=$(cd "$build" && pwd)/libkmm.so)
-for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
-	if [ -f "$libdir/${pair#*:}" ]; then
-		names+=("${pair%%:*}")
-		lib[${pair%%:*}]=$libdir/${pair#*:}
-	fi
-done
-
-median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# shellcheck source=allocators.sh
+. "$(dirname "${BASH_SOURCE[0]}")/allocators.sh"
 
 # Start-up first: what each allocator adds to processes that do almost
 # nothing, timed per process by bench/startup (100 runs per run asked for).

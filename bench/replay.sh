@@ -16,22 +16,14 @@ trace=${2:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
 runs=${3:-3}
 replay=$build/bench/replay
 
-libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-names=(glibc kmm)
-declare -A lib=([glibc]="" [kmm]=$(cd "$build" && pwd)/libkmm.so)
-for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
-	if [ -f "$libdir/${pair#*:}" ]; then
-		names+=("${pair%%:*}")
-		lib[${pair%%:*}]=$libdir/${pair#*:}
-	fi
-done
+# shellcheck source=allocators.sh
+. "$(dirname "${BASH_SOURCE[0]}")/allocators.sh"
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$replay" --prepare "$trace" "$work/replay" >&2
-median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 printf '%-9s %12s %13s %9s\n' allocator peak_live_KiB peak_rss_KiB rss/glibc
 for a in "${names[@]}"; do
