@@ -44,6 +44,7 @@ MAIN_WORKLOADS = [
     "producer_consumer/real_time/threads:2", "larson/real_time/threads:{cpus}",
     "false_sharing/real_time/threads:{cpus}", "realloc_growth",
     "large/size:262144", "large/size:1048576", "large/size:8388608",
+    "large_mixed",
 ]
 # The thread-scaling study: every thread count the binary registers.
 SCALING_FAMILIES = ["scaling", "larson", "producer_consumer", "false_sharing"]
