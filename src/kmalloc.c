@@ -188,10 +188,15 @@ static unsigned long pages_for(size_t size)
 
 static atomic_ulong run_idle_pages;
 
+/* Atomics only when the share changes: most runs have none, on every free. */
 static void run_set_idle(struct page *page, unsigned long idle)
 {
-	atomic_fetch_sub_explicit(&run_idle_pages, page->inuse, memory_order_relaxed);
-	atomic_fetch_add_explicit(&run_idle_pages, idle, memory_order_relaxed);
+	if (page->inuse == idle)
+		return;
+	if (page->inuse)
+		atomic_fetch_sub_explicit(&run_idle_pages, page->inuse, memory_order_relaxed);
+	if (idle)
+		atomic_fetch_add_explicit(&run_idle_pages, idle, memory_order_relaxed);
 	page->inuse = (unsigned int)idle;
 }
 
