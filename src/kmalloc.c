@@ -181,8 +181,8 @@ static unsigned long pages_for(size_t size)
  * per page when a run uses that block in full again, which is ~100 times
  * the cost of the allocation for a loop that alternates a 60 KiB and a 36
  * KiB buffer. So tails go back only while the idle pages exceed this. (At
- * 256 KiB, git diff --stat on a packed repository spent 30 ms more in the
- * kernel, a third more, for 0.6 MiB less peak RSS.)
+ * 256 KiB, git diff --stat on loose objects spent 30 ms more in the kernel
+ * than at 1 MiB, a third more, for 0.2 MiB less peak RSS.)
  */
 #define RUN_IDLE_MAX (1024 * 1024)
 
