@@ -18,7 +18,8 @@
  * page allocator on free that nothing beyond was written; a reused block
  * whose previous owner wrote further gives that tail back when such tails
  * add up (run_trim_tail).
- * The class of a size up to 1024 bytes is one table load.
+ * The class of a size is one table load: kmalloc_table up to 1024 bytes,
+ * kmalloc_medium above.
  *
  * kfree() finds what it frees from the address alone: the page descriptor
  * names the slab cache, or marks a page run (PG_large_kmalloc, usable size
