@@ -182,9 +182,12 @@ static int prepare(const char *trace, const char *path)
 			int had = old && map_remove(&m, (uintptr_t)old, &slot);
 
 			if (!a) {
-				/* Failed (old kept) or realloc(old, 0) (old freed). */
+				/*
+				 * Failed (old kept: it gets its slot back, the last
+				 * one freed) or realloc(old, 0) (old freed).
+				 */
 				if (had && size)
-					slot = map_insert(&m, (uintptr_t)old);
+					map_insert(&m, (uintptr_t)old);
 				else if (had)
 					put_record(out, OP_FREE, slot, 0, &h.records);
 				continue;

@@ -9,11 +9,12 @@
  * plus a header is a common size (sqlite's page cache: 4368 bytes), and a
  * quarter of such blocks is real memory. (Eight per doubling from 8 to 16
  * KiB too cost a replay of git diff 0.6 MiB: more classes, each with its
- * own partial slabs and cached objects.) From four pages up, a page run is the whole power-of-two
- * block: the tail beyond the request is address space, not memory, until
- * someone writes it, and a freed run merges back whole instead of leaving
- * tail fragments for small allocations to pin (measured: git's peak RSS fell
- * by a quarter against alloc_pages_exact). To keep it so, a run's usable
+ * own partial slabs and cached objects.) From four pages up, a page run is
+ * the whole power-of-two block: the tail beyond the request is address
+ * space, not memory, until someone writes it, and a freed run merges back
+ * whole instead of leaving tail fragments for small allocations to pin
+ * (measured: git's peak RSS fell by a quarter against alloc_pages_exact).
+ * To keep it so, a run's usable
  * size is its request in whole pages, not the block, and the run tells the
  * page allocator on free that nothing beyond was written; a reused block
  * whose previous owner wrote further gives that tail back when such tails

@@ -866,13 +866,10 @@ struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty)
 KMM_API struct page *kmm_alloc_pages(gfp_t gfp, unsigned int order)
 {
 	unsigned long dirty = 0;
-	struct page *page = alloc_block(gfp, order, &dirty);
+	struct page *page = page_alloc_run(gfp, order, &dirty);
 
-	if (unlikely(!page))
-		return NULL;
-	if (gfp & __GFP_ZERO)
+	if (likely(page) && (gfp & __GFP_ZERO))
 		page_zero_run(page, 1UL << order, dirty);
-	set_allocated(page, order);
 	return page;
 }
 
