@@ -14,11 +14,10 @@
  * space, not memory, until someone writes it, and a freed run merges back
  * whole instead of leaving tail fragments for small allocations to pin
  * (measured: git's peak RSS fell by a quarter against alloc_pages_exact).
- * To keep it so, a run's usable
- * size is its request in whole pages, not the block, and the run tells the
- * page allocator on free that nothing beyond was written; a reused block
- * whose previous owner wrote further gives that tail back when such tails
- * add up (run_trim_tail).
+ * To keep it so, a run's usable size is its request in whole pages, not
+ * the block, and the run tells the page allocator on free that nothing
+ * beyond was written; a reused block whose previous owner wrote further
+ * gives that tail back when such tails add up (run_trim_tail).
  * The class of a size is one table load: kmalloc_table up to 1024 bytes,
  * kmalloc_medium above.
  *
