@@ -11,8 +11,10 @@
 #define KMM_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/single_threaded.h>
 
 #define KMM_API __attribute__((visibility("default")))
 
@@ -55,6 +57,22 @@ void __tsan_release(void *addr);
 #define tsan_acquire(p) ((void)(p))
 #define tsan_release(p) ((void)(p))
 #endif
+
+/*
+ * Adds v (or, wrapping, subtracts) to a counter shared by all threads. While
+ * the process has one thread (glibc clears __libc_single_threaded before a
+ * second one runs, and never sets it again) a plain add does: a locked one
+ * costs 6 ns on the 2-core EPYC VM, more than a page run's free path.
+ */
+static inline void kmm_counter_add(atomic_ulong *counter, unsigned long v)
+{
+	if (__libc_single_threaded)
+		atomic_store_explicit(counter,
+				      atomic_load_explicit(counter, memory_order_relaxed) + v,
+				      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(counter, v, memory_order_relaxed);
+}
 
 #pragma GCC visibility push(hidden)
 

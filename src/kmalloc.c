@@ -207,9 +207,9 @@ static void run_set_idle(struct page *page, unsigned long idle)
 	if (page->inuse == idle)
 		return;
 	if (page->inuse)
-		atomic_fetch_sub_explicit(&run_idle_pages, page->inuse, memory_order_relaxed);
+		kmm_counter_add(&run_idle_pages, -(unsigned long)page->inuse);
 	if (idle)
-		atomic_fetch_add_explicit(&run_idle_pages, idle, memory_order_relaxed);
+		kmm_counter_add(&run_idle_pages, idle);
 	page->inuse = (unsigned int)idle;
 }
 

@@ -842,8 +842,8 @@ void page_zero_run(struct page *page, unsigned long nr_pages, unsigned long dirt
 
 	if (clear)
 		memset(kmm_page_address(page), 0, clear << os_page_shift);
-	atomic_fetch_add_explicit(&zeroed_cleared, clear, memory_order_relaxed);
-	atomic_fetch_add_explicit(&zeroed_skipped, nr_pages - clear, memory_order_relaxed);
+	kmm_counter_add(&zeroed_cleared, clear);
+	kmm_counter_add(&zeroed_skipped, nr_pages - clear);
 }
 
 static void set_allocated(struct page *page, unsigned int order)
