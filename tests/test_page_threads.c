@@ -2,11 +2,13 @@
  * Threads and fork. Blocks move between threads through a shared exchange,
  * so most frees happen on another thread (and usually another CPU) than the
  * allocation; every block carries a stamp that is checked before it is
- * freed. Run under ThreadSanitizer in CI.
+ * freed. Run under ThreadSanitizer in CI. test_cross_thread_stress runs
+ * first: it starts while the process still has one thread.
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,11 +76,18 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/*
+ * First, while the process has one thread, main allocates and leaves blocks
+ * in the exchange (kmm's locks are taken without locked instructions then);
+ * the threads free them once they run.
+ */
 static void test_cross_thread_stress(void)
 {
 	pthread_t threads[NR_THREADS];
 	struct kmm_buddyinfo info;
 
+	CHECK(__libc_single_threaded);
+	worker((void *)(uintptr_t)NR_THREADS);
 	for (unsigned int i = 0; i < NR_THREADS; i++)
 		CHECK(pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i) == 0);
 	for (unsigned int i = 0; i < NR_THREADS; i++)
