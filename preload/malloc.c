@@ -91,6 +91,22 @@ static void *boot_alloc(size_t size, size_t limit)
 }
 
 /*
+ * An early big buffer: one that kfree kept (vmalloc's recycle cache) when it
+ * fits, so that a program looping on a big buffer from its start does not
+ * map and fault it in anew each time.
+ */
+static void *boot_vmalloc(size_t size, size_t align, gfp_t gfp)
+{
+	void *caller = __builtin_return_address(0);
+
+	os_init();
+	/* Areas are page aligned: one that kfree kept fits any smaller alignment. */
+	if (align <= os_page_size)
+		return vmalloc_recycled(size, gfp, caller);
+	return vmalloc_caller(size, gfp, align, caller);
+}
+
+/*
  * An early request: from the arena, or for a buffer of BOOT_LARGE_MIN bytes
  * or more (grep's 100 KiB, cat's 128 KiB) a vmalloc area, which needs only
  * the page size, neither the page allocator nor the slab layer (page
@@ -110,7 +126,7 @@ static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 		if (size >= BOOT_LARGE_MIN)
 			return atomic_fetch_add_explicit(&large, 1, memory_order_relaxed) <
 					       BOOT_LARGE_MAX
-				       ? vmalloc_caller(size, gfp, align, __builtin_return_address(0))
+				       ? boot_vmalloc(size, align, gfp)
 				       : NULL;
 		if (align <= MALLOC_ALIGN)
 			p = boot_alloc(size, BOOT_EARLY_LIMIT);

@@ -613,6 +613,12 @@ static void atfork_child(void)
 	kmm_lock_reset(&init_lock);
 }
 
+/* KMM_OPTIONS' decay_ms, or the default. */
+static long configured_decay_ms(void)
+{
+	return kmm_options()->decay_ms >= -1 ? kmm_options()->decay_ms : 1000;
+}
+
 static size_t roundup_pow2(size_t n)
 {
 	size_t p = 1;
@@ -644,7 +650,7 @@ static bool page_alloc_setup(void)
 	INIT_LIST_HEAD(&zone.retired);
 	zone.wmark_min = SECTION_PAGES / 16;
 	zone.dirty_high = SECTION_PAGES;
-	zone.decay_ms = kmm_options()->decay_ms >= -1 ? kmm_options()->decay_ms : 1000;
+	zone.decay_ms = configured_decay_ms();
 	/*
 	 * The first section now, before any other mapping: what its alignment
 	 * trim leaves is where the per-CPU lists and, later, the slab layer's
@@ -1110,8 +1116,11 @@ KMM_API void kmm_show_buddyinfo(int fd)
 	kmm_dprint(fd, "\n");
 }
 
+/* Before the zone starts, what it will start with: vmalloc's recycling asks. */
 long page_decay_ms(void)
 {
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return configured_decay_ms();
 	return __atomic_load_n(&zone.decay_ms, __ATOMIC_RELAXED);
 }
 

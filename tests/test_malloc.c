@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +43,13 @@ static bool kmm_owns(void *p)
 	return valid && valid(p);
 }
 
+/* Writes a byte in each page; volatile, so that a write before free stays. */
+static void touch_pages(char *p, size_t size)
+{
+	for (size_t i = 0; i < size; i += 4096)
+		((volatile char *)p)[i] = 1;
+}
+
 static bool is_vmalloc(void *p)
 {
 	bool (*vm)(const void *) = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "kmm_is_vmalloc_addr");
@@ -61,7 +69,7 @@ static void test_kmm_is_malloc(void)
 /*
  * A process's first requests come from the boot arena (preload/malloc.c)
  * until some 112 KiB are used, and buffers of 64 KiB and more meanwhile from
- * vmalloc areas; then from kmm's slabs and page runs for good; with
+ * vmalloc areas, reused once freed; then from kmm's slabs and page runs for good; with
  * KMM_OPTIONS=boot_arena=0 from the slabs at once. Runs first, while the
  * arena is still open.
  */
@@ -73,6 +81,8 @@ static void test_boot_arena(void)
 	char *first = malloc(100), *grown, *big;
 	unsigned char *zero;
 	size_t total = 0;
+	struct rusage ru;
+	long faults;
 	int n = 0;
 
 	CHECK(first != NULL);
@@ -90,7 +100,32 @@ static void test_boot_arena(void)
 	free(zero);
 	free(grown);
 
-	/* A big buffer meanwhile is a vmalloc area; it frees and reallocs as any block. */
+	/*
+	 * A big buffer meanwhile is a vmalloc area. Once freed it is kept for
+	 * the next buffer it fits: a loop on a big buffer at start-up does not
+	 * map and fault it in every time.
+	 */
+	big = malloc(1 << 20);
+	CHECK(big != NULL);
+	CHECK_EQ(is_vmalloc(big), arena);
+	touch_pages(big, 1 << 20);
+	free(big);
+	getrusage(RUSAGE_SELF, &ru);
+	faults = ru.ru_minflt;
+	for (int i = 0; i < 4; i++) {
+		char *again = malloc(1 << 20);
+
+		CHECK(again != NULL);
+		CHECK_EQ(is_vmalloc(again), arena);
+		touch_pages(again, 1 << 20);
+		free(again);
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	/* A new mapping each time would fault in 1 MiB four times. */
+	if (arena)
+		CHECK(ru.ru_minflt - faults < 32);
+
+	/* It frees and reallocs as any block. */
 	big = malloc(100 * 1024);
 	CHECK(big != NULL);
 	CHECK_EQ(is_vmalloc(big), arena);
