@@ -82,6 +82,7 @@ struct kmem_cache {
 	unsigned int order;
 	unsigned int objects;		/* per slab */
 	unsigned int sheaf_capacity;
+	bool spare;			/* a spare sheaf per CPU (slub.c) */
 	slab_flags_t flags;
 	void (*ctor)(void *);
 	char name[32];

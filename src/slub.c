@@ -5,6 +5,12 @@
  *   slot[cpu][cache]  a pointer to the sheaf (array of object pointers) a
  *                     CPU uses for a cache; the fast paths in slab.h pop and
  *                     push on it with no lock and no atomic read-modify-write.
+ *   spare[cpu][cache] a second sheaf the slow paths swap in before they go
+ *                     to the barn (the kernel's pcs->spare, Bonwick's
+ *                     previous magazine): a CPU whose allocations and frees
+ *                     of a cache wander around a sheaf boundary trades
+ *                     nothing shared. Only caches whose sheaf holds at most
+ *                     SPARE_MAX_BYTES have one: it doubles what a CPU caches.
  *   barn              per node: sheaves with objects and empty sheaves,
  *                     traded whole when a CPU's sheaf runs empty or full.
  *   node lists        slabs with free objects (partial) and without (full);
@@ -69,7 +75,10 @@ struct kmem_cache slab_unready_cache = { .index = SLAB_NO_SHEAVES };
 __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec"))) = dummy_slots;
 
-/* The per-CPU slot area: nr_slot_cpus rows of SLAB_MAX_CACHES pointers. */
+/*
+ * The per-CPU slot area: nr_slot_cpus rows of SLAB_MAX_CACHES pointers, then
+ * as many rows of spares.
+ */
 #ifdef KMM_HAVE_RSEQ_OPS
 _Static_assert(SLAB_MAX_CACHES * sizeof(void *) == 1u << SLOT_STRIDE_SHIFT,
 	       "the rseq sequences step between CPU rows by 1 << SLOT_STRIDE_SHIFT");
@@ -85,6 +94,7 @@ static bool index_touched[SLAB_MAX_CACHES];		/* slots ever set up */
 /* Per-thread mode: every thread's slots, for destroy and thread exit. */
 struct slab_thread {
 	struct slab_sheaf *slots[SLAB_MAX_CACHES];
+	struct slab_sheaf *spares[SLAB_MAX_CACHES];
 	struct list_head list;
 };
 static struct list_head slab_threads = { &slab_threads, &slab_threads };
@@ -207,6 +217,7 @@ static bool calculate_order(struct kmem_cache *s)
  * 10 to 16 KiB blocks cached per CPU and in the barns.
  */
 #define SHEAF_MAX_BYTES (32 * 1024)
+#define SPARE_MAX_BYTES (16 * 1024)
 
 static unsigned int sheaf_capacity_for(unsigned int size)
 {
@@ -674,6 +685,16 @@ static struct slab_sheaf *load_slot(struct slab_sheaf **slot)
 	return __atomic_load_n(slot, __ATOMIC_RELAXED);
 }
 
+/* The spare slot that goes with a CPU's or a thread's slot. */
+static struct slab_sheaf **spare_slot(struct slab_sheaf **slot)
+{
+	size_t n = (size_t)nr_slot_cpus * SLAB_MAX_CACHES;
+
+	if (percpu_slots && slot >= percpu_slots && slot < percpu_slots + n)
+		return slot + n;
+	return slot + SLAB_MAX_CACHES;
+}
+
 /* Per-thread mode: this thread's slot array, created on first use. */
 static struct slab_sheaf **thread_slots(void)
 {
@@ -684,8 +705,10 @@ static struct slab_sheaf **thread_slots(void)
 	t = kmm_alloc_pages_exact(sizeof(*t), GFP_KERNEL);
 	if (!t)
 		return NULL;
-	for (unsigned int i = 0; i < SLAB_MAX_CACHES; i++)
+	for (unsigned int i = 0; i < SLAB_MAX_CACHES; i++) {
 		t->slots[i] = &slab_dummy_sheaf;
+		t->spares[i] = &slab_dummy_sheaf;
+	}
 	kmm_lock(&slab_mutex);
 	list_add(&t->list, &slab_threads);
 	kmm_unlock(&slab_mutex);
@@ -730,11 +753,41 @@ static bool replace_slot(struct slab_sheaf **slot, unsigned int cpu, struct slab
 	return true;
 }
 
-/* Gives back the sheaf a replaced slot held. */
-static void release_sheaf(struct kmem_cache *s, struct slab_sheaf *old)
+/* Gives back the sheaf a replaced slot held: to the spare slot if free, else the barn. */
+static void release_sheaf(struct kmem_cache *s, struct slab_sheaf **slot, unsigned int cpu,
+			  struct slab_sheaf *old)
 {
-	if (old != &slab_dummy_sheaf)
-		barn_put(s, old);
+	if (old == &slab_dummy_sheaf)
+		return;
+	if (s->spare && replace_slot(spare_slot(slot), cpu, &slab_dummy_sheaf, old))
+		return;
+	barn_put(s, old);
+}
+
+/*
+ * Swaps the spare in for the sheaf in *slot (cur) when the spare is usable:
+ * with objects for an allocation, with room for a free. Three replaces, each
+ * committed on cpu; a migration between them leaves the spare slot empty or
+ * sends a sheaf to the barn, never two owners. True if *slot changed.
+ */
+static bool swap_spare(struct kmem_cache *s, struct slab_sheaf **slot, unsigned int cpu,
+		       struct slab_sheaf *cur, bool for_alloc)
+{
+	struct slab_sheaf **spare = spare_slot(slot);
+	struct slab_sheaf *sp = s->spare ? load_slot(spare) : &slab_dummy_sheaf;
+
+	tsan_acquire(spare);
+
+	if (sp == &slab_dummy_sheaf || (for_alloc ? !sp->size : sp->size == sp->capacity))
+		return false;
+	if (!replace_slot(spare, cpu, sp, &slab_dummy_sheaf))
+		return false;
+	if (!replace_slot(slot, cpu, cur, sp)) {
+		release_sheaf(s, slot, cpu, sp);
+		return false;
+	}
+	release_sheaf(s, slot, cpu, cur);
+	return true;
 }
 
 /* ---------------------------------------------------------------------------
@@ -758,6 +811,8 @@ void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 		if (!slot)
 			return node_alloc(s, gfp);
 		cur = load_slot(slot);
+		if (swap_spare(s, slot, cpu, cur, true))
+			continue;
 		fresh = barn_get_full(s, gfp);
 		if (!fresh) {
 			fresh = sheaf_alloc(s, gfp);
@@ -769,7 +824,7 @@ void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 			}
 		}
 		if (replace_slot(slot, cpu, cur, fresh))
-			release_sheaf(s, cur);
+			release_sheaf(s, slot, cpu, cur);
 		else
 			barn_put(s, fresh);
 	}
@@ -793,6 +848,8 @@ void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
 		if (fast < 0)
 			slab_double_free(obj);
 		slot = current_slot(s, &cpu);
+		if (slot && swap_spare(s, slot, cpu, load_slot(slot), false))
+			continue;
 		fresh = slot ? barn_get_empty(s) : NULL;
 		if (slot && !fresh)
 			fresh = sheaf_alloc(s, GFP_KERNEL | __GFP_NOWARN);
@@ -802,7 +859,7 @@ void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
 		}
 		cur = load_slot(slot);
 		if (replace_slot(slot, cpu, cur, fresh))
-			release_sheaf(s, cur);
+			release_sheaf(s, slot, cpu, cur);
 		else
 			barn_put(s, fresh);
 	}
@@ -821,11 +878,9 @@ static void flush_slot_owned(struct kmem_cache *s, struct slab_sheaf **slot)
 }
 
 #ifdef KMM_HAVE_RSEQ_OPS
-/* Runs on cpu (pinned): replaces its slot with the dummy and flushes the sheaf. */
-static void flush_cpu_slot(struct kmem_cache *s, unsigned int cpu)
+/* Runs on cpu (pinned): replaces a slot of it with the dummy and flushes the sheaf. */
+static void flush_cpu_slot(struct slab_sheaf **slot, struct kmem_cache *s, unsigned int cpu)
 {
-	struct slab_sheaf **slot = percpu_slot(cpu, s->index);
-
 	for (;;) {
 		struct slab_sheaf *cur = load_slot(slot);
 
@@ -868,11 +923,16 @@ static void flush_all_cpu_slots(struct kmem_cache *s)
 	if (sched_getaffinity(0, sizeof(saved), &saved) != 0)
 		return;
 	for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++) {
-		if (load_slot(percpu_slot(cpu, s->index)) == &slab_dummy_sheaf)
+		struct slab_sheaf **slot = percpu_slot(cpu, s->index);
+
+		if (load_slot(slot) == &slab_dummy_sheaf &&
+		    load_slot(spare_slot(slot)) == &slab_dummy_sheaf)
 			continue;
 		pinned = true;
-		if (pin_to_cpu(cpu))
-			flush_cpu_slot(s, cpu);
+		if (pin_to_cpu(cpu)) {
+			flush_cpu_slot(slot, s, cpu);
+			flush_cpu_slot(spare_slot(slot), s, cpu);
+		}
 	}
 	if (pinned)
 		sched_setaffinity(0, sizeof(saved), &saved);
@@ -896,11 +956,16 @@ static void flush_sheaves(struct kmem_cache *s, bool all_threads)
 #endif
 	if (all_threads) {
 		kmm_lock(&slab_mutex);
-		for (struct list_head *e = slab_threads.next; e != &slab_threads; e = e->next)
-			flush_slot_owned(s, &list_entry(e, struct slab_thread, list)->slots[s->index]);
+		for (struct list_head *e = slab_threads.next; e != &slab_threads; e = e->next) {
+			struct slab_thread *t = list_entry(e, struct slab_thread, list);
+
+			flush_slot_owned(s, &t->slots[s->index]);
+			flush_slot_owned(s, &t->spares[s->index]);
+		}
 		kmm_unlock(&slab_mutex);
 	} else if (slab_thread_slots != dummy_slots) {
 		flush_slot_owned(s, &slab_thread_slots[s->index]);
+		flush_slot_owned(s, spare_slot(&slab_thread_slots[s->index]));
 	}
 	barn_shrink(s);
 }
@@ -913,10 +978,10 @@ static void slab_thread_exit(void *arg)
 	kmm_lock(&slab_mutex);
 	slab_thread_slots = dummy_slots;
 	for (unsigned int i = 1; i < SLAB_MAX_CACHES; i++) {
-		struct slab_sheaf *sheaf = t->slots[i];
-
-		if (sheaf != &slab_dummy_sheaf)
-			barn_put(index_cache[i], sheaf);
+		if (t->slots[i] != &slab_dummy_sheaf)
+			barn_put(index_cache[i], t->slots[i]);
+		if (t->spares[i] != &slab_dummy_sheaf)
+			barn_put(index_cache[i], t->spares[i]);
 	}
 	list_del(&t->list);
 	kmm_unlock(&slab_mutex);
@@ -1008,11 +1073,13 @@ static bool slab_setup(void)
 		kmm_rseq_offset = __rseq_offset;
 #endif
 		nr_slot_cpus = topology_nr_possible_cpus();
-		percpu_slots = os_map((size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
+		percpu_slots = os_map(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
 		if (!percpu_slots)
 			return false;
-		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
+		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++) {
 			*percpu_slot(cpu, SLAB_NO_SHEAVES) = &slab_dummy_sheaf;
+			*spare_slot(percpu_slot(cpu, SLAB_NO_SHEAVES)) = &slab_dummy_sheaf;
+		}
 		/* kmalloc classes not created yet point here: always the slow path. */
 		slab_unready_cache.cpu_slot0 = (uintptr_t)percpu_slot(0, SLAB_NO_SHEAVES);
 	} else {
@@ -1092,8 +1159,10 @@ static unsigned int assign_index(struct kmem_cache *s)
 		if (index_cache[i])
 			continue;
 		if (!index_touched[i] && percpu_slots) {
-			for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
+			for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++) {
 				*percpu_slot(cpu, i) = &slab_dummy_sheaf;
+				*spare_slot(percpu_slot(cpu, i)) = &slab_dummy_sheaf;
+			}
 		}
 		index_touched[i] = true;
 		index_cache[i] = s;
@@ -1133,6 +1202,7 @@ struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsign
 		return NULL;
 	}
 	s->sheaf_capacity = sheaf_capacity_for(s->size);
+	s->spare = (unsigned long)s->sheaf_capacity * s->size <= SPARE_MAX_BYTES;
 	kmm_lock(&slab_mutex);
 	if (!(flags & SLAB_DEBUG_FLAGS))
 		s->index = assign_index(s);
