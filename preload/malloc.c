@@ -113,7 +113,7 @@ static void *boot_vmalloc(size_t size, size_t align, gfp_t gfp)
  * aligned, as coreutils ask for theirs). NULL once the arena is
  * closed to early requests: when one does not fit or wants more than 16-byte
  * alignment, or after BOOT_LARGE_MAX areas, so that a program looping on big
- * buffers soon gets page runs instead of an mmap each.
+ * buffers soon gets page runs.
  */
 static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 {
@@ -123,16 +123,18 @@ static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 	if (atomic_load_explicit(&boot_early_closed, memory_order_relaxed))
 		return NULL;
 	if (!slab_is_ready() && !kmm_options()->no_boot_arena) {
-		if (size >= BOOT_LARGE_MIN)
-			return atomic_fetch_add_explicit(&large, 1, memory_order_relaxed) <
-					       BOOT_LARGE_MAX
-				       ? boot_vmalloc(size, align, gfp)
-				       : NULL;
-		if (align <= MALLOC_ALIGN)
+		if (size >= BOOT_LARGE_MIN &&
+		    atomic_fetch_add_explicit(&large, 1, memory_order_relaxed) < BOOT_LARGE_MAX)
+			return boot_vmalloc(size, align, gfp);
+		if (size < BOOT_LARGE_MIN && align <= MALLOC_ALIGN)
 			p = boot_alloc(size, BOOT_EARLY_LIMIT);
 	}
-	if (!p)
-		atomic_store_explicit(&boot_early_closed, true, memory_order_relaxed);
+	/*
+	 * Closing: from now on page runs serve what early areas served, so the
+	 * areas the recycle cache keeps would only hold memory beside them.
+	 */
+	if (!p && !atomic_exchange_explicit(&boot_early_closed, true, memory_order_relaxed))
+		vmalloc_recycle_drain();
 	return p;
 }
 

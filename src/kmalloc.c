@@ -332,6 +332,20 @@ static bool is_page_run(const struct page *page, const void *p)
 }
 
 /* Everything but a slab object whose free fits this CPU's sheaf. */
+/*
+ * A vmalloc area kmalloc (or malloc's early path) gave out. One no bigger
+ * than the largest buddy block came from the early path: once the slab
+ * layer runs, page runs serve that size, so nobody would take it from the
+ * recycle cache and it goes at once.
+ */
+static void vfree_area(const void *p)
+{
+	if (vmalloc_size(p) <= (os_page_size << MAX_PAGE_ORDER) && slab_is_ready())
+		kmm_vfree(p);
+	else
+		vfree_recycle(p);
+}
+
 void kfree_slow(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
@@ -355,7 +369,7 @@ void kfree_slow(const void *p, const char *who)
 			"(double free, or a pointer into an object)", who, p);
 	}
 	if (vmalloc_size(p)) {
-		vfree_recycle(p);
+		vfree_area(p);
 		return;
 	}
 	kmm_bug("BUG: %s(%p): invalid pointer: kmm never gave out this address", who, p);
