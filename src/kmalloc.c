@@ -331,24 +331,25 @@ static bool is_page_run(const struct page *page, const void *p)
 	       !((uintptr_t)p & (os_page_size - 1));
 }
 
-/* Everything but a slab object whose free fits this CPU's sheaf. */
 /*
- * A vmalloc area kmalloc (or malloc's early path) gave out. One no bigger
- * than the largest buddy block came from the early path: once the slab
- * layer runs, page runs serve that size, so nobody would take it from the
- * recycle cache and it goes at once.
+ * A vmalloc area of size bytes that kmalloc (or malloc's early path) gave
+ * out. One no bigger than the largest buddy block came from the early path:
+ * once the slab layer runs, page runs serve that size, so nobody would take
+ * it from the recycle cache and it goes at once.
  */
-static void vfree_area(const void *p)
+static void vfree_area(const void *p, size_t size)
 {
-	if (vmalloc_size(p) <= (os_page_size << MAX_PAGE_ORDER) && slab_is_ready())
+	if (size <= (os_page_size << MAX_PAGE_ORDER) && slab_is_ready())
 		kmm_vfree(p);
 	else
 		vfree_recycle(p);
 }
 
+/* Everything but a slab object whose free fits this CPU's sheaf. */
 void kfree_slow(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
+	size_t size;
 
 	if (ZERO_OR_NULL_PTR(p) && !page)
 		return;
@@ -368,8 +369,9 @@ void kfree_slow(const void *p, const char *who)
 		kmm_bug("BUG: %s(%p): not the start of an allocation "
 			"(double free, or a pointer into an object)", who, p);
 	}
-	if (vmalloc_size(p)) {
-		vfree_area(p);
+	size = vmalloc_size(p);
+	if (size) {
+		vfree_area(p, size);
 		return;
 	}
 	kmm_bug("BUG: %s(%p): invalid pointer: kmm never gave out this address", who, p);

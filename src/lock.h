@@ -21,7 +21,6 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <sys/single_threaded.h>
 
 #include "internal.h"
 

@@ -695,6 +695,13 @@ static struct slab_sheaf **spare_slot(struct slab_sheaf **slot)
 	return slot + SLAB_MAX_CACHES;
 }
 
+/* A CPU's slot and spare for a cache index: no sheaf yet. */
+static void clear_cpu_slots(unsigned int cpu, unsigned int index)
+{
+	*percpu_slot(cpu, index) = &slab_dummy_sheaf;
+	*spare_slot(percpu_slot(cpu, index)) = &slab_dummy_sheaf;
+}
+
 /* Per-thread mode: this thread's slot array, created on first use. */
 static struct slab_sheaf **thread_slots(void)
 {
@@ -774,10 +781,12 @@ static bool swap_spare(struct kmem_cache *s, struct slab_sheaf **slot, unsigned 
 		       struct slab_sheaf *cur, bool for_alloc)
 {
 	struct slab_sheaf **spare = spare_slot(slot);
-	struct slab_sheaf *sp = s->spare ? load_slot(spare) : &slab_dummy_sheaf;
+	struct slab_sheaf *sp;
 
+	if (!s->spare)
+		return false;
+	sp = load_slot(spare);
 	tsan_acquire(spare);
-
 	if (sp == &slab_dummy_sheaf || (for_alloc ? !sp->size : sp->size == sp->capacity))
 		return false;
 	if (!replace_slot(spare, cpu, sp, &slab_dummy_sheaf))
@@ -1076,10 +1085,8 @@ static bool slab_setup(void)
 		percpu_slots = os_map(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
 		if (!percpu_slots)
 			return false;
-		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++) {
-			*percpu_slot(cpu, SLAB_NO_SHEAVES) = &slab_dummy_sheaf;
-			*spare_slot(percpu_slot(cpu, SLAB_NO_SHEAVES)) = &slab_dummy_sheaf;
-		}
+		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
+			clear_cpu_slots(cpu, SLAB_NO_SHEAVES);
 		/* kmalloc classes not created yet point here: always the slow path. */
 		slab_unready_cache.cpu_slot0 = (uintptr_t)percpu_slot(0, SLAB_NO_SHEAVES);
 	} else {
@@ -1159,10 +1166,8 @@ static unsigned int assign_index(struct kmem_cache *s)
 		if (index_cache[i])
 			continue;
 		if (!index_touched[i] && percpu_slots) {
-			for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++) {
-				*percpu_slot(cpu, i) = &slab_dummy_sheaf;
-				*spare_slot(percpu_slot(cpu, i)) = &slab_dummy_sheaf;
-			}
+			for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
+				clear_cpu_slots(cpu, i);
 		}
 		index_touched[i] = true;
 		index_cache[i] = s;

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,8 +68,8 @@ static void test_kmm_is_malloc(void)
 /*
  * A process's first requests come from the boot arena (preload/malloc.c)
  * until some 112 KiB are used, and buffers of 64 KiB and more meanwhile from
- * vmalloc areas, reused once freed; then from kmm's slabs and page runs for good; with
- * KMM_OPTIONS=boot_arena=0 from the slabs at once. Runs first, while the
+ * vmalloc areas, reused once freed; then from kmm's slabs and page runs for
+ * good; with KMM_OPTIONS=boot_arena=0 from the slabs at once. Runs first, while the
  * arena is still open.
  */
 static void test_boot_arena(void)
