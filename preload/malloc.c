@@ -23,9 +23,10 @@
  * measured on, which made `sh -c true` 1.18 times glibc's time (now 1.03).
  * Buffers of 64 KiB and more get vmalloc areas meanwhile, a few of them.
  * The first request that does not fit starts kmm; the arena's blocks stay
- * where they are, and freeing them stays a no-op, so at most
- * BOOT_EARLY_LIMIT bytes are never reused. KMM_OPTIONS=boot_arena=0 starts
- * kmm at the first call instead.
+ * where they are and their space is never handed out again (so that it
+ * reads as zeros for calloc), but once kmm has started, each arena page
+ * whose blocks are all freed goes back to the OS. KMM_OPTIONS=boot_arena=0
+ * starts kmm at the first call instead.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -41,6 +42,7 @@
 
 #include "../src/internal.h"
 #include "../src/kmalloc.h"
+#include "../src/lock.h"
 #include "../src/options.h"
 #include "../src/os.h"
 #include "../src/slab.h"
@@ -58,11 +60,37 @@
 #define BOOT_EARLY_LIMIT (112 * 1024)
 #define BOOT_LARGE_MIN (64 * 1024)
 #define BOOT_LARGE_MAX 16
+/* The arena's bookkeeping unit: the smallest page size (larger pages hold several). */
+#define BOOT_CHUNK 4096
 
-static unsigned char boot_arena[BOOT_ARENA_SIZE] __attribute__((aligned(MALLOC_ALIGN)));
-static atomic_size_t boot_used;
+/*
+ * Page aligned, so that the arena's pages lie in the anonymous part of
+ * .bss and read back as zeros once released. Blocks are carved upwards
+ * from boot_used and never reused.
+ */
+static unsigned char boot_arena[BOOT_ARENA_SIZE] __attribute__((aligned(BOOT_CHUNK)));
 /* Set once the early requests are done with the arena: full, or kmm started. */
 static atomic_bool boot_early_closed;
+
+/*
+ * boot_lock guards boot_used and the live blocks per BOOT_CHUNK of the
+ * arena: a chunk may be released only while nobody can be carving a block
+ * in it, so carving and releasing exclude each other.
+ */
+static struct kmm_lock boot_lock = KMM_LOCK_INIT;
+static size_t boot_used;
+static unsigned short boot_chunk_live[BOOT_ARENA_SIZE / BOOT_CHUNK];
+
+/* Each block is preceded by a header of MALLOC_ALIGN bytes. */
+struct boot_header {
+	size_t size;
+	size_t state;	/* BOOT_LIVE while allocated, BOOT_FREED after */
+};
+
+#define BOOT_LIVE 0x6b6d6d2d6c697665ULL
+#define BOOT_FREED 0x6b6d6d2d66726565ULL
+
+_Static_assert(sizeof(struct boot_header) == MALLOC_ALIGN, "the header keeps blocks aligned");
 
 static bool is_boot(const void *p)
 {
@@ -70,24 +98,106 @@ static bool is_boot(const void *p)
 	       (const unsigned char *)p < boot_arena + BOOT_ARENA_SIZE;
 }
 
+static struct boot_header *boot_header_of(const void *p)
+{
+	return (struct boot_header *)((uintptr_t)p - MALLOC_ALIGN);
+}
+
+/* boot_lock held: adds delta to the live count of every chunk [at, at + len) touches. */
+static void boot_count(size_t at, size_t len, int delta)
+{
+	for (size_t c = at / BOOT_CHUNK; c <= (at + len - 1) / BOOT_CHUNK; c++)
+		boot_chunk_live[c] = (unsigned short)(boot_chunk_live[c] + delta);
+}
+
 /*
  * A block from the first limit bytes of the arena, or NULL (errno left
- * alone: the caller decides what a miss means). Each block is preceded by
- * 16 bytes holding its size.
+ * alone: the caller decides what a miss means).
  */
+/* A block's bytes in the arena, its header included. */
+static size_t boot_need(size_t size)
+{
+	return MALLOC_ALIGN + ((size + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
+}
+
 static void *boot_alloc(size_t size, size_t limit)
 {
-	size_t need = MALLOC_ALIGN + ((size + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
-	size_t at = atomic_load_explicit(&boot_used, memory_order_relaxed);
+	size_t need = boot_need(size);
+	struct boot_header *h;
+	size_t at;
 
-	do {
-		if (size > limit || need > limit || at > limit - need)
-			return NULL;
-	} while (!atomic_compare_exchange_weak_explicit(&boot_used, &at, at + need,
-							memory_order_relaxed,
-							memory_order_relaxed));
-	*(size_t *)(boot_arena + at) = size;
-	return boot_arena + at + MALLOC_ALIGN;
+	kmm_lock(&boot_lock);
+	at = boot_used;
+	if (size > limit || need > limit || at > limit - need) {
+		kmm_unlock(&boot_lock);
+		return NULL;
+	}
+	boot_used = at + need;
+	boot_count(at, need, 1);
+	h = (struct boot_header *)(boot_arena + at);
+	h->size = size;
+	h->state = BOOT_LIVE;
+	kmm_unlock(&boot_lock);
+	return h + 1;
+}
+
+static size_t boot_size(const void *p)
+{
+	return boot_header_of(p)->size;
+}
+
+/*
+ * boot_lock held, arena closed: releases the OS pages that [from, to) of the
+ * arena touches, if no live block is on them and they lie wholly below
+ * boot_used, where no block will be carved again.
+ */
+static void boot_release(size_t from, size_t to)
+{
+	uintptr_t base = (uintptr_t)boot_arena, page;
+
+	os_init();
+	page = os_page_size;
+	for (uintptr_t a = (base + from) & ~(page - 1); a < base + to; a += page) {
+		bool idle = a >= base && a + page <= base + boot_used;
+
+		for (uintptr_t c = a; idle && c < a + page; c += BOOT_CHUNK)
+			idle = !boot_chunk_live[(c - base) / BOOT_CHUNK];
+		if (idle)
+			os_release((void *)a, page);
+	}
+}
+
+/*
+ * Frees an arena block. Its space is not reused; once the arena is closed,
+ * its pages go back to the OS as soon as nothing on them is live.
+ */
+static void boot_free(void *p, const char *who)
+{
+	struct boot_header *h = boot_header_of(p);
+	size_t at = (size_t)((unsigned char *)h - boot_arena), state;
+
+	kmm_lock(&boot_lock);
+	state = !((uintptr_t)p % MALLOC_ALIGN) && at < boot_used ? h->state : 0;
+	if (state != BOOT_LIVE) {
+		kmm_unlock(&boot_lock);
+		/* A released page reads as zeros: its blocks' headers are gone. */
+		kmm_bug("BUG: %s(%p): %s", who, p, state == BOOT_FREED ?
+			"double free (the block is already free)" :
+			"not the start of a block kmm gave out, or a double free");
+	}
+	h->state = BOOT_FREED;
+	boot_count(at, boot_need(h->size), -1);
+	if (atomic_load_explicit(&boot_early_closed, memory_order_acquire))
+		boot_release(at, at + boot_need(h->size));
+	kmm_unlock(&boot_lock);
+}
+
+/* Closing the arena: from now on its idle pages go back. */
+static void boot_close_release(void)
+{
+	kmm_lock(&boot_lock);
+	boot_release(0, BOOT_ARENA_SIZE);
+	kmm_unlock(&boot_lock);
 }
 
 /*
@@ -133,14 +243,11 @@ static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 	 * Closing: from now on page runs serve what early areas served, so the
 	 * areas the recycle cache keeps would only hold memory beside them.
 	 */
-	if (!p && !atomic_exchange_explicit(&boot_early_closed, true, memory_order_relaxed))
+	if (!p && !atomic_exchange_explicit(&boot_early_closed, true, memory_order_acq_rel)) {
 		vmalloc_recycle_drain();
+		boot_close_release();
+	}
 	return p;
-}
-
-static size_t boot_size(const void *p)
-{
-	return *(const size_t *)((const unsigned char *)p - MALLOC_ALIGN);
 }
 
 /* ---------------------------------------------------------------------------
@@ -181,8 +288,10 @@ KMM_API void *malloc(size_t size)
 
 static void __attribute__((noinline)) free_slow(void *p, const char *who)
 {
-	if (is_boot(p))
+	if (is_boot(p)) {
+		boot_free(p, who);
 		return;
+	}
 	kfree_slow(p, who);
 }
 

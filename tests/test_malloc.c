@@ -37,8 +37,10 @@ static void *keep(void *p)
 /* kmm's own answer to "is this yours?", looked up at run time. */
 static bool kmm_owns(void *p)
 {
-	bool (*valid)(const void *) = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "kmm_virt_addr_valid");
+	static bool (*valid)(const void *);
 
+	if (!valid)
+		valid = (bool (*)(const void *))dlsym(RTLD_DEFAULT, "kmm_virt_addr_valid");
 	return valid && valid(p);
 }
 
@@ -63,6 +65,27 @@ static void test_kmm_is_malloc(void)
 	CHECK(dlsym(RTLD_DEFAULT, "kmm_slab_mode") != NULL);
 	CHECK(kmm_owns(p));
 	free(p);
+}
+
+/* An arena block left live by test_boot_arena, for test_bad_pointers. */
+static void *early_block;
+
+/* Of the pages wholly inside [from, to), how many are resident (*whole: how many). */
+static int resident_pages_within(const char *from, const char *to, int *whole)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)from + page - 1) & ~(page - 1), e = (uintptr_t)to & ~(page - 1);
+	unsigned char v[64];
+	int n = 0;
+
+	*whole = e > a ? (int)((e - a) / page) : 0;
+	if (!*whole)
+		return 0;
+	if (*whole > (int)sizeof(v) || mincore((void *)a, e - a, v))
+		return -1;
+	for (int i = 0; i < *whole; i++)
+		n += v[i] & 1;
+	return n;
 }
 
 /*
@@ -149,6 +172,25 @@ static void test_boot_arena(void)
 
 		CHECK(kmm_owns(p));
 		free(p);
+	}
+	/*
+	 * Once kmm runs, an arena page whose blocks are all freed goes back to
+	 * the OS. blocks[1..n-3] lie back to back (the arena carves upwards),
+	 * so the pages between them hold nothing else. blocks[0] stays live
+	 * for test_bad_pointers.
+	 */
+	free(blocks[--n]);
+	if (arena) {
+		char *lo = blocks[1], *hi = blocks[n - 2];
+		int whole;
+
+		CHECK(n > 16);
+		CHECK_EQ(resident_pages_within(lo, hi, &whole), whole);
+		early_block = blocks[0];
+		while (n > 1)
+			free(blocks[--n]);
+		CHECK_EQ(resident_pages_within(lo, hi, &whole), 0);
+		n = 0;
 	}
 	while (n > 0)
 		free(blocks[--n]);
@@ -584,6 +626,14 @@ static void double_free_small(void *arg)
 	free(p);
 }
 
+/* An arena block freed twice is caught too. */
+static void double_free_early(void *arg)
+{
+	sprintf(arg, "%p", early_block);
+	free(early_block);
+	free(early_block);
+}
+
 static void test_bad_pointers(void)
 {
 	static const struct {
@@ -597,6 +647,8 @@ static void test_bad_pointers(void)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_abort_report(cases[i].expect, cases[i].fn, cases[i].expect);
+	if (early_block)
+		check_abort_report("double free", double_free_early, "double free");
 }
 
 int main(void)
