@@ -81,10 +81,10 @@ static struct kmm_lock boot_lock = KMM_LOCK_INIT;
 static size_t boot_used;
 static unsigned short boot_chunk_live[BOOT_ARENA_SIZE / BOOT_CHUNK];
 
-/* Each block is preceded by a header of MALLOC_ALIGN bytes. */
+/* Each block is preceded by a header of MALLOC_ALIGN bytes, on 32-bit targets too. */
 struct boot_header {
-	size_t size;
-	size_t state;	/* BOOT_LIVE while allocated, BOOT_FREED after */
+	uint64_t size;
+	uint64_t state;	/* BOOT_LIVE while allocated, BOOT_FREED after */
 };
 
 #define BOOT_LIVE 0x6b6d6d2d6c697665ULL
@@ -143,7 +143,7 @@ static void *boot_alloc(size_t size, size_t limit)
 
 static size_t boot_size(const void *p)
 {
-	return boot_header_of(p)->size;
+	return (size_t)boot_header_of(p)->size;
 }
 
 /*
@@ -174,7 +174,8 @@ static void boot_release(size_t from, size_t to)
 static void boot_free(void *p, const char *who)
 {
 	struct boot_header *h = boot_header_of(p);
-	size_t at = (size_t)((unsigned char *)h - boot_arena), state;
+	size_t at = (size_t)((unsigned char *)h - boot_arena);
+	uint64_t state;
 
 	kmm_lock(&boot_lock);
 	state = !((uintptr_t)p % MALLOC_ALIGN) && at < boot_used ? h->state : 0;
@@ -186,9 +187,9 @@ static void boot_free(void *p, const char *who)
 			"not the start of a block kmm gave out, or a double free");
 	}
 	h->state = BOOT_FREED;
-	boot_count(at, boot_need(h->size), -1);
+	boot_count(at, boot_need((size_t)h->size), -1);
 	if (atomic_load_explicit(&boot_early_closed, memory_order_acquire))
-		boot_release(at, at + boot_need(h->size));
+		boot_release(at, at + boot_need((size_t)h->size));
 	kmm_unlock(&boot_lock);
 }
 
