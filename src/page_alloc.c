@@ -6,7 +6,8 @@
  * Memory comes from the OS one section at a time: a max-order block aligned
  * to its size. A two-level table indexed by address >> section_shift finds a
  * section's descriptors, which answers virt_to_page() and "is this kmm's
- * memory?" in O(1) for any address, without touching the address.
+ * memory?" in O(1) for any address, without touching the address; a
+ * direct-mapped cache in front of it (section_hash) saves kfree a load.
  *
  * Locking:
  *   zone->lock       free lists, counters, growing and shrinking the zone,
@@ -94,6 +95,7 @@ static unsigned long pcp_batch, pcp_high;	/* pages */
 /* Until start-up sets the real value, this keeps lookups inside the table. */
 unsigned int section_shift = MIN_SECTION_SHIFT;
 _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
+_Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
 static size_t section_size;
 static size_t section_meta_size, section_meta_align;
 
@@ -128,6 +130,24 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s)
 }
 
 /* Zone lock held. Returns false if the table leaf cannot be mapped. */
+/*
+ * Zone lock held: section idx goes from old to ms (either may be NULL) in
+ * the lookup cache. A new section takes its slot from whoever had it; a
+ * leaving one empties its slot only if it still holds it.
+ */
+static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_section *ms)
+{
+	_Atomic uintptr_t *slot = &section_hash[idx & ((1UL << SECTION_HASH_BITS) - 1)];
+	uintptr_t tag = (idx >> SECTION_HASH_BITS) + 1;
+
+	if (ms) {
+		atomic_store_explicit(slot, (uintptr_t)ms | tag, memory_order_release);
+		return;
+	}
+	if (old && atomic_load_explicit(slot, memory_order_relaxed) == ((uintptr_t)old | tag))
+		atomic_store_explicit(slot, 0, memory_order_release);
+}
+
 static bool section_set(uintptr_t start, struct mem_section *ms)
 {
 	uintptr_t idx = start >> section_shift;
@@ -144,6 +164,8 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 			return false;
 		atomic_store_explicit(root, leaf, memory_order_release);
 	}
+	section_hash_set(idx, atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
+						   memory_order_relaxed), ms);
 	atomic_store_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)], ms,
 			      memory_order_release);
 	return true;
@@ -645,6 +667,9 @@ static bool page_alloc_setup(void)
 	section_meta_align = roundup_pow2(section_meta_size);
 	if (section_meta_align < os_page_size)
 		section_meta_align = os_page_size;
+	/* The lookup cache keeps a tag in the low bits of a descriptor's address. */
+	if (section_meta_align < ((size_t)1 << SECTION_TAG_BITS))
+		section_meta_align = (size_t)1 << SECTION_TAG_BITS;
 	pcp_batch = PCP_BATCH_BYTES >> os_page_shift;
 	if (!pcp_batch)
 		pcp_batch = 1;
@@ -953,7 +978,7 @@ static struct page *lookup_for_free(const void *addr, const char *caller)
 		kmm_bug("BUG: %s(%p): the address was never given out by kmm", caller, addr);
 	if (unlikely((uintptr_t)addr & (os_page_size - 1)))
 		kmm_bug("BUG: %s(%p): the address is not page aligned", caller, addr);
-	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
+	return &ms->pages[section_page_index(addr)];
 }
 
 KMM_API void kmm_free_pages(unsigned long addr, unsigned int order)
@@ -1073,7 +1098,7 @@ KMM_API struct page *kmm_virt_to_page(const void *addr)
 	ms = section_lookup((uintptr_t)addr);
 	if (!ms)
 		return NULL;
-	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
+	return &ms->pages[section_page_index(addr)];
 }
 
 KMM_API bool kmm_virt_addr_valid(const void *addr)

@@ -93,27 +93,66 @@ struct mem_section {
 
 typedef _Atomic(struct mem_section *) section_slot;
 
+/*
+ * In front of the table, a direct-mapped cache: slot idx % 2^SECTION_HASH_BITS
+ * holds the last section mapped with that remainder, as its descriptor's
+ * address or'ed with the tag idx >> SECTION_HASH_BITS. Descriptors are
+ * aligned to at least 2^SECTION_TAG_BITS bytes, so the two never overlap.
+ * A hit is one load from the pointer to the descriptor instead of two;
+ * a miss (two live sections with one remainder, 16 GiB apart with 4 KiB
+ * pages) falls back to the table.
+ */
+#define SECTION_HASH_BITS (SECTION_INDEX_BITS < 12 ? SECTION_INDEX_BITS : 12)
+#define SECTION_TAG_BITS (SECTION_INDEX_BITS - SECTION_HASH_BITS + 1)
+#define SECTION_TAG_MASK (((uintptr_t)1 << SECTION_TAG_BITS) - 1)
+
 extern unsigned int section_shift;
 extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
+extern _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
 
 #include "os.h"
 
-/* The section holding addr, or NULL: O(1), never touches addr. */
-static inline struct mem_section *section_lookup(uintptr_t addr)
+/* The section with index idx in the two-level table, or NULL. */
+static inline struct mem_section *section_table_lookup(uintptr_t idx)
 {
 	section_slot *leaf;
-	uintptr_t idx;
+
+	leaf = atomic_load_explicit(&section_root[idx >> SECTION_LEAF_BITS], memory_order_acquire);
+	if (!leaf)
+		return NULL;
+	return atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
+				    memory_order_acquire);
+}
+
+/*
+ * The section holding addr, or NULL: O(1), never touches addr. The tag
+ * stored is idx >> SECTION_HASH_BITS plus one, so an empty slot (0) never
+ * matches.
+ */
+static inline struct mem_section *section_lookup(uintptr_t addr)
+{
+	uintptr_t idx, e;
 
 #if UINTPTR_MAX > 0xffffffffu
 	if (addr >> VA_BITS)
 		return NULL;
 #endif
 	idx = addr >> section_shift;
-	leaf = atomic_load_explicit(&section_root[idx >> SECTION_LEAF_BITS], memory_order_acquire);
-	if (!leaf)
-		return NULL;
-	return atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
-				    memory_order_acquire);
+	e = atomic_load_explicit(&section_hash[idx & ((1UL << SECTION_HASH_BITS) - 1)],
+				 memory_order_acquire);
+	if (likely((e & SECTION_TAG_MASK) == (idx >> SECTION_HASH_BITS) + 1))
+		return (struct mem_section *)(e & ~SECTION_TAG_MASK);
+	return section_table_lookup(idx);
+}
+
+/*
+ * The index of addr's page in its section. Sections are aligned to their
+ * size, so this is a mask: kfree's lookup does not wait for a load of
+ * ms->start on its way from the pointer to the slab cache.
+ */
+static inline uintptr_t section_page_index(const void *addr)
+{
+	return ((uintptr_t)addr >> os_page_shift) & ((1UL << MAX_PAGE_ORDER) - 1);
 }
 
 /* virt_to_page() for the library's own layers. */
@@ -123,7 +162,7 @@ static inline struct page *addr_to_page(const void *addr)
 
 	if (!ms)
 		return NULL;
-	return &ms->pages[((uintptr_t)addr - ms->start) >> os_page_shift];
+	return &ms->pages[section_page_index(addr)];
 }
 
 /* The slab cache owning addr's page; NULL if none or if addr is not kmm's. */
@@ -133,7 +172,7 @@ static inline struct kmem_cache *addr_slab_cache(const void *addr)
 
 	if (!ms)
 		return NULL;
-	return ms->slab_cache[((uintptr_t)addr - ms->start) >> os_page_shift];
+	return ms->slab_cache[section_page_index(addr)];
 }
 
 /* The slab cache of page (NULL if it is not in a slab), and setting it. */

@@ -97,6 +97,62 @@ static void test_foreign_addresses(void)
 	free_pages(0, 3); /* a no-op, as in the kernel */
 }
 
+/*
+ * More sections than the section lookup's cache has slots (4096), so that
+ * sections share slots and lookups fall back to the table: each block must
+ * still be found, through an address anywhere in it, both before and after
+ * the sections are given back and mapped again. 64-bit only (16 GiB of
+ * address space with 4 KiB pages); a refused mapping ends the first round.
+ */
+static void test_many_sections(void)
+{
+#if UINTPTR_MAX > 0xffffffffu
+	enum { WANT = 4096 + 64 };
+	static struct page *blocks[WANT];
+	static void *addrs[WANT];
+	size_t size = PAGE_SIZE << MAX_PAGE_ORDER;
+	int n = 0;
+
+	for (int round = 0; round < 2; round++) {
+		int got = 0;
+		unsigned long still = 0;
+
+		for (; got < (round ? n : WANT); got++) {
+			unsigned char *p;
+
+			blocks[got] = alloc_pages(GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY,
+						  MAX_PAGE_ORDER);
+			if (!blocks[got])
+				break;
+			p = page_address(blocks[got]);
+			p[0] = (unsigned char)got;
+		}
+		if (!round)
+			n = got;
+		CHECK_EQ(got, n);
+		for (int i = 0; i < n; i++) {
+			unsigned char *p = page_address(blocks[i]);
+
+			CHECK(virt_to_page(p) == blocks[i]);
+			CHECK(page_address(virt_to_page(p + size / 2 + 5)) == p + size / 2);
+			CHECK(virt_addr_valid(p + size - 1));
+			CHECK_EQ(p[0], (unsigned char)i);
+		}
+		for (int i = 0; i < n; i++) {
+			addrs[i] = page_address(blocks[i]);
+			__free_pages(blocks[i], MAX_PAGE_ORDER);
+		}
+		/* Unmaps all sections but the reserve: the others are not kmm's now. */
+		kmm_page_reclaim();
+		for (int i = 0; i < n; i++)
+			still += virt_addr_valid(addrs[i]);
+		CHECK(still <= settled().nr_sections);
+	}
+	CHECK(n > 0);
+	check_all_merged();
+#endif
+}
+
 /* One block of order k in an otherwise free zone: one free block per order above it. */
 static void test_split(void)
 {
@@ -331,6 +387,7 @@ int main(void)
 	RUN(test_get_order);
 	RUN(test_every_order);
 	RUN(test_foreign_addresses);
+	RUN(test_many_sections);
 	RUN(test_split);
 	RUN(test_coalesce_random);
 	RUN(test_exact);
