@@ -64,9 +64,9 @@ static inline void *kmalloc_fast_any(size_t size)
 /* A slab object onto this CPU's sheaf; false: take kfree_slow(). */
 static inline bool kfree_fast(const void *p)
 {
-	struct kmem_cache *s = addr_slab_cache(p);
+	int index = addr_slab_index(p);
 
-	return likely(s) && slab_free_fast(s, (void *)p) > 0;
+	return likely(index >= 0) && slab_free_fast_index((unsigned int)index, (void *)p) > 0;
 }
 
 #pragma GCC visibility pop

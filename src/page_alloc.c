@@ -124,9 +124,12 @@ struct kmem_cache *page_slab_cache(const struct page *page)
 	return page_section(page)->slab_cache[page_index(page)];
 }
 
-void set_page_slab_cache(struct page *page, struct kmem_cache *s)
+void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int index)
 {
-	page_section(page)->slab_cache[page_index(page)] = s;
+	struct mem_section *ms = page_section(page);
+
+	ms->slab_cache[page_index(page)] = s;
+	ms->slab_index[page_index(page)] = (unsigned short)index;
 }
 
 /* Zone lock held. Returns false if the table leaf cannot be mapped. */

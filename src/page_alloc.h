@@ -77,6 +77,12 @@ struct mem_section {
 	 * path reads one pointer here and never the page's 64-byte descriptor.
 	 */
 	struct kmem_cache *slab_cache[1UL << MAX_PAGE_ORDER];
+	/*
+	 * The same cache's sheaf slot index (0, SLAB_NO_SHEAVES, if none or
+	 * not a slab page): kfree's fast path goes from here straight to this
+	 * CPU's slot, one load shorter than through the cache.
+	 */
+	unsigned short slab_index[1UL << MAX_PAGE_ORDER];
 	struct page pages[];	/* 2^MAX_PAGE_ORDER descriptors */
 };
 
@@ -165,6 +171,20 @@ static inline struct page *addr_to_page(const void *addr)
 	return &ms->pages[section_page_index(addr)];
 }
 
+/*
+ * The sheaf slot index of the slab cache owning addr's page, for kfree's
+ * fast path: 0 (SLAB_NO_SHEAVES, always the slow path) if there is none;
+ * -1 if addr is not kmm's.
+ */
+static inline int addr_slab_index(const void *addr)
+{
+	struct mem_section *ms = section_lookup((uintptr_t)addr);
+
+	if (!ms)
+		return -1;
+	return ms->slab_index[section_page_index(addr)];
+}
+
 /* The slab cache owning addr's page; NULL if none or if addr is not kmm's. */
 static inline struct kmem_cache *addr_slab_cache(const void *addr)
 {
@@ -175,9 +195,12 @@ static inline struct kmem_cache *addr_slab_cache(const void *addr)
 	return ms->slab_cache[section_page_index(addr)];
 }
 
-/* The slab cache of page (NULL if it is not in a slab), and setting it. */
+/*
+ * The slab cache of page (NULL if it is not in a slab), and setting it with
+ * the cache's slot index (0 with NULL).
+ */
 struct kmem_cache *page_slab_cache(const struct page *page);
-void set_page_slab_cache(struct page *page, struct kmem_cache *s);
+void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int index);
 
 /* Starts the page allocator if needed; false if it cannot (ENOMEM). */
 bool page_alloc_init(void);

@@ -92,6 +92,8 @@ struct kmem_cache {
 };
 
 extern _Atomic int slab_mode;
+/* rseq mode: the slot rows, slot[cpu][index] (set before the mode is). */
+extern struct slab_sheaf **slab_percpu_slots;
 extern struct slab_sheaf slab_dummy_sheaf;
 /* A cache with no sheaves, for tables that must point somewhere before start-up. */
 extern struct kmem_cache slab_unready_cache;
@@ -161,25 +163,27 @@ static inline void *slab_alloc_fast(struct kmem_cache *s)
 }
 
 /*
- * Pushes obj onto this CPU's (or thread's) sheaf: 1. Otherwise the slow path
+ * Pushes obj onto this CPU's (or thread's) sheaf of the cache whose CPU-0
+ * slot is cpu_slot0 (rseq mode) and slot index is index (per-thread mode),
+ * as slab_alloc_fast_at() pops: 1. Otherwise the slow path
  * runs: 0 (no room), or -1 when obj is already on top of the sheaf, freed
  * twice in a row (slab_free_slow() reports it). Reporting here would give
  * every caller a stack frame.
  */
-static inline int slab_free_fast(struct kmem_cache *s, void *obj)
+static inline int slab_free_fast_at(uintptr_t cpu_slot0, unsigned int index, void *obj)
 {
 	int mode = atomic_load_explicit(&slab_mode, memory_order_acquire);
 
 #ifdef KMM_HAVE_RSEQ_OPS
 	if (likely(mode == SLAB_MODE_RSEQ)) {
 		tsan_release(obj);
-		return rseq_sheaf_push(s->cpu_slot0, obj);
+		return rseq_sheaf_push(cpu_slot0, obj);
 	}
 #else
 	(void)mode;
 #endif
 	{
-		struct slab_sheaf *sheaf = slab_thread_slots[s->index];
+		struct slab_sheaf *sheaf = slab_thread_slots[index];
 
 		/*
 		 * The word below objects[size] is the top object, or for an empty
@@ -193,6 +197,20 @@ static inline int slab_free_fast(struct kmem_cache *s, void *obj)
 		sheaf->objects[sheaf->size++] = obj;
 		return 1;
 	}
+}
+
+static inline int slab_free_fast(struct kmem_cache *s, void *obj)
+{
+	return slab_free_fast_at(s->cpu_slot0, s->index, obj);
+}
+
+/*
+ * The same knowing only the cache's slot index (kfree): its CPU-0 slot is
+ * computed, as an integer since the rows exist only in rseq mode.
+ */
+static inline int slab_free_fast_index(unsigned int index, void *obj)
+{
+	return slab_free_fast_at((uintptr_t)slab_percpu_slots + index * sizeof(void *), index, obj);
 }
 
 #pragma GCC visibility pop

@@ -83,7 +83,7 @@ __thread struct slab_sheaf **slab_thread_slots
 _Static_assert(SLAB_MAX_CACHES * sizeof(void *) == 1u << SLOT_STRIDE_SHIFT,
 	       "the rseq sequences step between CPU rows by 1 << SLOT_STRIDE_SHIFT");
 #endif
-static struct slab_sheaf **percpu_slots;
+struct slab_sheaf **slab_percpu_slots;
 static unsigned int nr_slot_cpus;
 
 static struct kmm_lock slab_mutex = KMM_LOCK_INIT;
@@ -341,7 +341,7 @@ static struct page *new_slab(struct kmem_cache *s, gfp_t gfp)
 		return NULL;
 	base = slab_base(head);
 	for (unsigned long i = 0; i < (1UL << s->order); i++) {
-		set_page_slab_cache(&head[i], s);
+		set_page_slab_cache(&head[i], s, s->index);
 		head[i].private = (unsigned long)head;
 	}
 	head->inuse = 0;
@@ -376,7 +376,7 @@ static bool slab_full(const struct page *slab)
 static void discard_slab(struct kmem_cache *s, struct page *head)
 {
 	for (unsigned long i = 0; i < (1UL << s->order); i++) {
-		set_page_slab_cache(&head[i], NULL);
+		set_page_slab_cache(&head[i], NULL, SLAB_NO_SHEAVES);
 		head[i].private = 0;
 	}
 	head->freelist = NULL;
@@ -677,7 +677,7 @@ static void barn_shrink(struct kmem_cache *s)
 
 static struct slab_sheaf **percpu_slot(unsigned int cpu, unsigned int index)
 {
-	return &percpu_slots[(size_t)cpu * SLAB_MAX_CACHES + index];
+	return &slab_percpu_slots[(size_t)cpu * SLAB_MAX_CACHES + index];
 }
 
 static struct slab_sheaf *load_slot(struct slab_sheaf **slot)
@@ -690,7 +690,7 @@ static struct slab_sheaf **spare_slot(struct slab_sheaf **slot)
 {
 	size_t n = (size_t)nr_slot_cpus * SLAB_MAX_CACHES;
 
-	if (percpu_slots && slot >= percpu_slots && slot < percpu_slots + n)
+	if (slab_percpu_slots && slot >= slab_percpu_slots && slot < slab_percpu_slots + n)
 		return slot + n;
 	return slot + SLAB_MAX_CACHES;
 }
@@ -1013,7 +1013,7 @@ static void init_cache_struct(struct kmem_cache *s, const char *name, unsigned i
 	INIT_LIST_HEAD(&s->node.partial);
 	INIT_LIST_HEAD(&s->node.full);
 	s->index = SLAB_NO_SHEAVES;
-	s->cpu_slot0 = (uintptr_t)percpu_slots;
+	s->cpu_slot0 = (uintptr_t)slab_percpu_slots;
 }
 
 static bool fork_locked;	/* this fork's prepare handler took the locks */
@@ -1082,8 +1082,8 @@ static bool slab_setup(void)
 		kmm_rseq_offset = __rseq_offset;
 #endif
 		nr_slot_cpus = topology_nr_possible_cpus();
-		percpu_slots = os_map(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
-		if (!percpu_slots)
+		slab_percpu_slots = os_map(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
+		if (!slab_percpu_slots)
 			return false;
 		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
 			clear_cpu_slots(cpu, SLAB_NO_SHEAVES);
@@ -1165,7 +1165,7 @@ static unsigned int assign_index(struct kmem_cache *s)
 	for (unsigned int i = 1; i < SLAB_MAX_CACHES; i++) {
 		if (index_cache[i])
 			continue;
-		if (!index_touched[i] && percpu_slots) {
+		if (!index_touched[i] && slab_percpu_slots) {
 			for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
 				clear_cpu_slots(cpu, i);
 		}
@@ -1211,7 +1211,7 @@ struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsign
 	kmm_lock(&slab_mutex);
 	if (!(flags & SLAB_DEBUG_FLAGS))
 		s->index = assign_index(s);
-	s->cpu_slot0 = (uintptr_t)(percpu_slots ? percpu_slot(0, s->index) : NULL);
+	s->cpu_slot0 = (uintptr_t)(slab_percpu_slots ? percpu_slot(0, s->index) : NULL);
 	list_add_tail(&s->list, &slab_caches);
 	kmm_unlock(&slab_mutex);
 	return s;
