@@ -47,13 +47,8 @@
 #include "rseq.h"
 #include "topology.h"
 
-/*
- * The per-CPU lists serve orders up to this one: the kernel's COSTLY order
- * (3) plus one, because kmalloc's page runs of 36 to 64 KiB (order 4 with
- * 4 KiB pages) are common malloc sizes, and without a list each of their
- * mallocs and frees splits and merges six levels under the zone lock.
- */
-#define PCP_MAX_ORDER 4
+/* The per-CPU lists serve orders up to this one (the kernel's COSTLY order). */
+#define PCP_MAX_ORDER 3
 #define NR_PCP_ORDERS (PCP_MAX_ORDER + 1)
 #define PCP_BATCH_BYTES (128u << 10)
 

@@ -146,7 +146,7 @@ static void test_krealloc(void)
 static void test_krealloc_page_run_in_place(void)
 {
 	/* Above the orders the per-CPU lists keep, whose buddies sit in those lists. */
-	size_t run = 32 * (size_t)sysconf(_SC_PAGESIZE);
+	size_t run = 16 * (size_t)sysconf(_SC_PAGESIZE);
 	unsigned char *kept[16], *plugs[16] = { NULL }, *big;
 	int grown = -1;
 
