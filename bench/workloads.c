@@ -269,11 +269,24 @@ static void bm_realloc_growth(gb_state *s)
 
 /* ---- large blocks: allocate, touch every page, free ---------------------- */
 
-/* One byte per page: the pages are the allocator's cost, not a memset. */
+/*
+ * One byte per page: the pages are the allocator's cost, not a memset. The
+ * byte is in the middle of each page, whatever the block's own offset in
+ * its first page, so that every allocator's blocks are touched alike: on
+ * the Xeon VM of 2026-12-04, writing the first bytes of 2048 consecutive
+ * pages took 16.7 us and writing their middles 11.1 us, which made every
+ * page-aligned 8 MiB block look a third slower than glibc's heap chunk
+ * that starts 672 bytes into a page.
+ */
 static void touch_pages(char *p, size_t size, size_t page)
 {
-	for (size_t off = 0; off < size; off += page)
-		p[off] = 1;
+	uintptr_t start = (uintptr_t)p, end = start + size;
+	uintptr_t at = (start & ~(uintptr_t)(page - 1)) + page / 2;
+
+	if (at < start)
+		at += page;
+	for (; at < end; at += page)
+		*(char *)at = 1;
 }
 
 static void bm_large(gb_state *s)
