@@ -24,8 +24,8 @@
  * Buffers of 64 KiB and more get vmalloc areas meanwhile, a few of them.
  * The first request that does not fit starts kmm; the arena's blocks stay
  * where they are and their space is never handed out again (so that it
- * reads as zeros for calloc), but once kmm has started, each arena page
- * whose blocks are all freed goes back to the OS. KMM_OPTIONS=boot_arena=0
+ * reads as zeros for calloc), but once kmm has started, the arena pages
+ * whose blocks are all freed go back to the OS, in batches. KMM_OPTIONS=boot_arena=0
  * starts kmm at the first call instead.
  */
 #include <errno.h>
@@ -80,6 +80,15 @@ static atomic_bool boot_early_closed;
 static struct kmm_lock boot_lock = KMM_LOCK_INIT;
 static size_t boot_used;
 static unsigned short boot_chunk_live[BOOT_ARENA_SIZE / BOOT_CHUNK];
+/*
+ * Chunks already given back, and chunks gone idle since the last release.
+ * Idle pages go back in batches: a short process that frees its arena
+ * blocks one by one after kmm started (the assembler `as`: 24 of them)
+ * paid a madvise for each.
+ */
+static bool boot_chunk_released[BOOT_ARENA_SIZE / BOOT_CHUNK];
+static unsigned int boot_idle_pending;
+#define BOOT_RELEASE_BATCH 16
 
 /* Each block is preceded by a header of MALLOC_ALIGN bytes, on 32-bit targets too. */
 struct boot_header {
@@ -103,11 +112,16 @@ static struct boot_header *boot_header_of(const void *p)
 	return (struct boot_header *)((uintptr_t)p - MALLOC_ALIGN);
 }
 
-/* boot_lock held: adds delta to the live count of every chunk [at, at + len) touches. */
+/*
+ * boot_lock held: adds delta to the live count of every chunk [at, at + len)
+ * touches, counting the chunks that go idle.
+ */
 static void boot_count(size_t at, size_t len, int delta)
 {
-	for (size_t c = at / BOOT_CHUNK; c <= (at + len - 1) / BOOT_CHUNK; c++)
+	for (size_t c = at / BOOT_CHUNK; c <= (at + len - 1) / BOOT_CHUNK; c++) {
 		boot_chunk_live[c] = (unsigned short)(boot_chunk_live[c] + delta);
+		boot_idle_pending += !boot_chunk_live[c];
+	}
 }
 
 /*
@@ -146,30 +160,52 @@ static size_t boot_size(const void *p)
 	return (size_t)boot_header_of(p)->size;
 }
 
-/*
- * boot_lock held, arena closed: releases the OS pages that [from, to) of the
- * arena touches, if no live block is on them and they lie wholly below
- * boot_used, where no block will be carved again.
- */
-static void boot_release(size_t from, size_t to)
+/* Whether the OS page at a is to go back: idle, not yet released, below boot_used. */
+static bool boot_page_idle(uintptr_t a, uintptr_t page)
 {
-	uintptr_t base = (uintptr_t)boot_arena, page;
+	uintptr_t base = (uintptr_t)boot_arena;
+	bool released = true;
+
+	if (a < base || a + page > base + boot_used)
+		return false;
+	for (uintptr_t c = a; c < a + page; c += BOOT_CHUNK) {
+		if (boot_chunk_live[(c - base) / BOOT_CHUNK])
+			return false;
+		released = released && boot_chunk_released[(c - base) / BOOT_CHUNK];
+	}
+	return !released;
+}
+
+/*
+ * boot_lock held, arena closed: releases every OS page of the arena that
+ * no live block is on and that lies wholly below boot_used, where no block
+ * will be carved again; neighbours go in one call.
+ */
+static void boot_release(void)
+{
+	uintptr_t base = (uintptr_t)boot_arena, page, run = 0;
 
 	os_init();
 	page = os_page_size;
-	for (uintptr_t a = (base + from) & ~(page - 1); a < base + to; a += page) {
-		bool idle = a >= base && a + page <= base + boot_used;
+	for (uintptr_t a = base & ~(page - 1); a <= base + BOOT_ARENA_SIZE; a += page) {
+		bool idle = a < base + BOOT_ARENA_SIZE && boot_page_idle(a, page);
 
-		for (uintptr_t c = a; idle && c < a + page; c += BOOT_CHUNK)
-			idle = !boot_chunk_live[(c - base) / BOOT_CHUNK];
-		if (idle)
-			os_release((void *)a, page);
+		if (idle && !run)
+			run = a;
+		if (idle || !run)
+			continue;
+		os_release((void *)run, a - run);
+		for (uintptr_t c = run; c < a; c += BOOT_CHUNK)
+			boot_chunk_released[(c - base) / BOOT_CHUNK] = true;
+		run = 0;
 	}
+	boot_idle_pending = 0;
 }
 
 /*
  * Frees an arena block. Its space is not reused; once the arena is closed,
- * its pages go back to the OS as soon as nothing on them is live.
+ * its pages go back to the OS when nothing on them is live, each time
+ * BOOT_RELEASE_BATCH chunks have gone idle, and all of them on malloc_trim.
  */
 static void boot_free(void *p, const char *who)
 {
@@ -188,16 +224,17 @@ static void boot_free(void *p, const char *who)
 	}
 	h->state = BOOT_FREED;
 	boot_count(at, boot_need((size_t)h->size), -1);
-	if (atomic_load_explicit(&boot_early_closed, memory_order_acquire))
-		boot_release(at, at + boot_need((size_t)h->size));
+	if (atomic_load_explicit(&boot_early_closed, memory_order_acquire) &&
+	    boot_idle_pending >= BOOT_RELEASE_BATCH)
+		boot_release();
 	kmm_unlock(&boot_lock);
 }
 
-/* Closing the arena: from now on its idle pages go back. */
+/* Closing the arena (and malloc_trim): its idle pages go back now. */
 static void boot_close_release(void)
 {
 	kmm_lock(&boot_lock);
-	boot_release(0, BOOT_ARENA_SIZE);
+	boot_release();
 	kmm_unlock(&boot_lock);
 }
 
@@ -476,6 +513,8 @@ KMM_API size_t malloc_usable_size(void *p)
 KMM_API int malloc_trim(size_t pad)
 {
 	(void)pad;
+	if (atomic_load_explicit(&boot_early_closed, memory_order_acquire))
+		boot_close_release();
 	return kmalloc_trim() > 0;
 }
 
