@@ -127,7 +127,6 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 	ms->slab_index[page_index(page)] = (unsigned short)index;
 }
 
-/* Zone lock held. Returns false if the table leaf cannot be mapped. */
 /*
  * Zone lock held: section idx goes from old to ms (either may be NULL) in
  * the lookup cache. A new section takes its slot from whoever had it; a
@@ -146,6 +145,7 @@ static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_
 		atomic_store_explicit(slot, 0, memory_order_release);
 }
 
+/* Zone lock held. Returns false if the table leaf cannot be mapped. */
 static bool section_set(uintptr_t start, struct mem_section *ms)
 {
 	uintptr_t idx = start >> section_shift;

@@ -102,7 +102,7 @@ typedef _Atomic(struct mem_section *) section_slot;
 /*
  * In front of the table, a direct-mapped cache: slot idx % 2^SECTION_HASH_BITS
  * holds the last section mapped with that remainder, as its descriptor's
- * address or'ed with the tag idx >> SECTION_HASH_BITS. Descriptors are
+ * address or'ed with the tag (idx >> SECTION_HASH_BITS) + 1. Descriptors are
  * aligned to at least 2^SECTION_TAG_BITS bytes, so the two never overlap.
  * A hit is one load from the pointer to the descriptor instead of two;
  * a miss (two live sections with one remainder, 16 GiB apart with 4 KiB
