@@ -226,7 +226,7 @@ static unsigned long run_trim_tail(struct page *page, unsigned long need, unsign
 	if (dirty <= need || (dirty - need) * 4 < (1UL << page->order) ||
 	    atomic_load_explicit(&run_idle_pages, memory_order_relaxed) + (dirty - need) <= idle_max)
 		return dirty;
-	os_release((char *)kmm_page_address(page) + (need << os_page_shift),
+	os_release((char *)page_to_virt(page) + (need << os_page_shift),
 		   (dirty - need) << os_page_shift);
 	return need;
 }
@@ -256,7 +256,7 @@ static void *kmalloc_large(size_t size, gfp_t gfp)
 		page_zero_run(page, need > dirty ? need : dirty, dirty);
 	run_set_usable(page, need, dirty);
 	set_page_flags(page, page_flags(page) | PG_large_kmalloc);
-	return kmm_page_address(page);
+	return page_to_virt(page);
 }
 
 void *kmalloc_slow(size_t size, gfp_t gfp)

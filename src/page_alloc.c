@@ -92,7 +92,8 @@ unsigned int section_shift = MIN_SECTION_SHIFT;
 _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
 static size_t section_size;
-static size_t section_meta_size, section_meta_align;
+static size_t section_meta_size;
+size_t section_meta_align;
 
 static atomic_ulong zeroed_skipped, zeroed_cleared;
 static atomic_uint failure_warnings;
@@ -103,11 +104,6 @@ static struct kmm_lock init_lock = KMM_LOCK_INIT;
 /* ---------------------------------------------------------------------------
  * Sections and the section table
  */
-
-static inline struct mem_section *page_section(const struct page *page)
-{
-	return (struct mem_section *)((uintptr_t)page & ~(uintptr_t)(section_meta_align - 1));
-}
 
 static inline unsigned long page_index(const struct page *page)
 {
@@ -1079,12 +1075,7 @@ KMM_API unsigned int kmm_page_shift(void)
 
 KMM_API void *kmm_page_address(const struct page *page)
 {
-	const struct mem_section *ms;
-
-	if (!page)
-		return NULL;
-	ms = page_section(page);
-	return (void *)(ms->start + ((uintptr_t)(page - ms->pages) << os_page_shift));
+	return page ? page_to_virt(page) : NULL;
 }
 
 KMM_API struct page *kmm_virt_to_page(const void *addr)

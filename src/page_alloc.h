@@ -113,6 +113,8 @@ typedef _Atomic(struct mem_section *) section_slot;
 #define SECTION_TAG_MASK (((uintptr_t)1 << SECTION_TAG_BITS) - 1)
 
 extern unsigned int section_shift;
+/* Descriptor mappings are aligned to this: page -> section is a mask. */
+extern size_t section_meta_align;
 extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 extern _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
 
@@ -159,6 +161,20 @@ static inline struct mem_section *section_lookup(uintptr_t addr)
 static inline uintptr_t section_page_index(const void *addr)
 {
 	return ((uintptr_t)addr >> os_page_shift) & ((1UL << MAX_PAGE_ORDER) - 1);
+}
+
+/* The section whose descriptors hold page. */
+static inline struct mem_section *page_section(const struct page *page)
+{
+	return (struct mem_section *)((uintptr_t)page & ~(uintptr_t)(section_meta_align - 1));
+}
+
+/* page_address() for the library's own layers: no call through the PLT. */
+static inline void *page_to_virt(const struct page *page)
+{
+	const struct mem_section *ms = page_section(page);
+
+	return (void *)(ms->start + ((uintptr_t)(page - ms->pages) << os_page_shift));
 }
 
 /* virt_to_page() for the library's own layers. */

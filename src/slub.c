@@ -118,7 +118,7 @@ static unsigned int align_up(unsigned int n, unsigned int a)
 
 static unsigned char *slab_base(const struct page *head)
 {
-	return kmm_page_address(head);
+	return page_to_virt(head);
 }
 
 static struct page *obj_slab(const void *obj)
