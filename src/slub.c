@@ -121,6 +121,15 @@ static unsigned char *slab_base(const struct page *head)
 	return page_to_virt(head);
 }
 
+/*
+ * The start of the slab that holds obj: a buddy block is aligned to its
+ * size, so a mask, with no lookup of the head page's address.
+ */
+static unsigned char *obj_slab_base(const struct kmem_cache *s, const void *obj)
+{
+	return (unsigned char *)((uintptr_t)obj & ~((os_page_size << s->order) - 1));
+}
+
 static struct page *obj_slab(const void *obj)
 {
 	struct page *page = addr_to_page(obj);
@@ -424,8 +433,7 @@ static void put_object(struct kmem_cache *s, struct kmem_cache_node *n, void *ob
 		       struct list_head *discard, bool shrink)
 {
 	struct page *slab = obj_slab(obj);
-	unsigned char *base = slab_base(slab);
-	size_t off = (size_t)((unsigned char *)obj - base) - s->red_left_pad;
+	size_t off = (size_t)((unsigned char *)obj - obj_slab_base(s, obj)) - s->red_left_pad;
 
 	if (off % s->size || off / s->size >= s->objects)
 		slab_bad_free(obj, "not the start of an object");
