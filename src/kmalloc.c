@@ -384,20 +384,24 @@ KMM_API void kmm_kfree(const void *p)
 	kfree_slow(p, "kfree");
 }
 
+/* One section lookup serves both slab objects and page runs (realloc asks on every call). */
 size_t kmalloc_usable_size(const void *p, const char *who)
 {
-	struct kmem_cache *s = addr_slab_cache(p);
-	struct page *page;
-	size_t size;
+	struct mem_section *ms = section_lookup((uintptr_t)p);
+	size_t size = 0;
 
-	if (likely(s))
-		return s->object_size;
-	if (ZERO_OR_NULL_PTR(p))
+	if (likely(ms)) {
+		uintptr_t i = section_page_index(p);
+
+		if (likely(ms->slab_cache[i]))
+			return ms->slab_cache[i]->object_size;
+		if (is_page_run(&ms->pages[i], p))
+			return ms->pages[i].private;
+	} else if (ZERO_OR_NULL_PTR(p)) {
 		return 0;
-	page = addr_to_page(p);
-	if (is_page_run(page, p))
-		return page->private;
-	size = page ? 0 : vmalloc_size(p);
+	} else {
+		size = vmalloc_size(p);
+	}
 	if (!size)
 		kmm_bug("BUG: %s(%p): invalid pointer: not an allocation kmm gave out", who, p);
 	return size;
