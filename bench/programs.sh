@@ -41,11 +41,14 @@ for w in "${WORKLOADS[@]}"; do
 	"setup_$w" "$work/$w"
 	for ((r = 0; r < runs; r++)); do
 		for a in "${names[@]}"; do
-			# Elapsed seconds, and the peak RSS (KiB) of the largest single
-			# process in the tree (wait4's ru_maxrss, as GNU time reports it).
-			/usr/bin/time -f '%e %M' -o "$work/t" env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} \
+			# Elapsed seconds from bash's microsecond clock (GNU time's %e
+			# has hundredths: sqlite's 0.23 s came out as 0.23 or 0.24), and
+			# the peak RSS (KiB) of the largest single process in the tree
+			# (wait4's ru_maxrss, as GNU time reports it).
+			start=$EPOCHREALTIME
+			/usr/bin/time -f '%M' -o "$work/t" env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} \
 				bash -c "$(declare -f "run_$w"); run_$w '$work/$w'" >/dev/null 2>&1
-			cat "$work/t" >>"$work/$w.$a"
+			echo "$(echo "$EPOCHREALTIME - $start" | bc -l) $(cat "$work/t")" >>"$work/$w.$a"
 		done
 	done
 	base_t=$(cut -d' ' -f1 "$work/$w.glibc" | median)
@@ -53,7 +56,7 @@ for w in "${WORKLOADS[@]}"; do
 	for a in "${names[@]}"; do
 		t=$(cut -d' ' -f1 "$work/$w.$a" | median)
 		m=$(cut -d' ' -f2 "$work/$w.$a" | median)
-		printf '%-8s %-9s %9.2f %9.2f %10.1f %9.2f\n' "$w" "$a" "$t" \
+		printf '%-8s %-9s %9.3f %9.2f %10.1f %9.2f\n' "$w" "$a" "$t" \
 			"$(echo "$t / $base_t" | bc -l)" "$(echo "$m / 1024" | bc -l)" "$(echo "$m / $base_m" | bc -l)"
 	done
 done
