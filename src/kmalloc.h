@@ -64,9 +64,9 @@ static inline void *kmalloc_fast_any(size_t size)
 /* A slab object onto this CPU's sheaf; false: take kfree_slow(). */
 static inline bool kfree_fast(const void *p)
 {
-	int index = addr_slab_index(p);
+	unsigned int index = addr_slab_index(p);
 
-	return likely(index >= 0) && slab_free_fast_index((unsigned int)index, (void *)p) > 0;
+	return likely(index != SLAB_NO_SHEAVES) && slab_free_fast_index(index, (void *)p) > 0;
 }
 
 #pragma GCC visibility pop

@@ -130,7 +130,7 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
  */
 static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_section *ms)
 {
-	_Atomic uintptr_t *slot = &section_hash[idx & ((1UL << SECTION_HASH_BITS) - 1)];
+	_Atomic uintptr_t *slot = section_hash_slot(idx);
 	uintptr_t tag = (idx >> SECTION_HASH_BITS) + 1;
 
 	if (ms) {
@@ -146,7 +146,7 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 {
 	uintptr_t idx = start >> section_shift;
 	_Atomic(section_slot *) *root = &section_root[idx >> SECTION_LEAF_BITS];
-	section_slot *leaf = atomic_load_explicit(root, memory_order_relaxed);
+	section_slot *leaf = atomic_load_explicit(root, memory_order_relaxed), *slot;
 
 #if UINTPTR_MAX > 0xffffffffu
 	if (start >> VA_BITS)
@@ -158,10 +158,9 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 			return false;
 		atomic_store_explicit(root, leaf, memory_order_release);
 	}
-	section_hash_set(idx, atomic_load_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)],
-						   memory_order_relaxed), ms);
-	atomic_store_explicit(&leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)], ms,
-			      memory_order_release);
+	slot = &leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)];
+	section_hash_set(idx, atomic_load_explicit(slot, memory_order_relaxed), ms);
+	atomic_store_explicit(slot, ms, memory_order_release);
 	return true;
 }
 

@@ -120,6 +120,12 @@ extern _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
 
 #include "os.h"
 
+/* The lookup-cache slot of section index idx. */
+static inline _Atomic uintptr_t *section_hash_slot(uintptr_t idx)
+{
+	return &section_hash[idx & ((1UL << SECTION_HASH_BITS) - 1)];
+}
+
 /* The section with index idx in the two-level table, or NULL. */
 static inline struct mem_section *section_table_lookup(uintptr_t idx)
 {
@@ -146,8 +152,7 @@ static inline struct mem_section *section_lookup(uintptr_t addr)
 		return NULL;
 #endif
 	idx = addr >> section_shift;
-	e = atomic_load_explicit(&section_hash[idx & ((1UL << SECTION_HASH_BITS) - 1)],
-				 memory_order_acquire);
+	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
 	if (likely((e & SECTION_TAG_MASK) == (idx >> SECTION_HASH_BITS) + 1))
 		return (struct mem_section *)(e & ~SECTION_TAG_MASK);
 	return section_table_lookup(idx);
@@ -189,16 +194,14 @@ static inline struct page *addr_to_page(const void *addr)
 
 /*
  * The sheaf slot index of the slab cache owning addr's page, for kfree's
- * fast path: 0 (SLAB_NO_SHEAVES, always the slow path) if there is none;
- * -1 if addr is not kmm's.
+ * fast path; 0 (SLAB_NO_SHEAVES) if the cache has no sheaves, the page is
+ * no slab's, or addr is not kmm's: all of those take the slow path.
  */
-static inline int addr_slab_index(const void *addr)
+static inline unsigned int addr_slab_index(const void *addr)
 {
 	struct mem_section *ms = section_lookup((uintptr_t)addr);
 
-	if (!ms)
-		return -1;
-	return ms->slab_index[section_page_index(addr)];
+	return ms ? ms->slab_index[section_page_index(addr)] : 0;
 }
 
 /* The slab cache owning addr's page; NULL if none or if addr is not kmm's. */
