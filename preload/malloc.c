@@ -368,7 +368,10 @@ static void *realloc_move(void *p, size_t old, size_t size)
 	if (!n)
 		return NULL; /* errno is ENOMEM; p is untouched */
 	memcpy(n, p, old < size ? old : size);
-	free_slow(p, "realloc");
+	if (is_boot(p))
+		boot_free(p, "realloc");
+	else
+		kfree_moved(p, "realloc");
 	return n;
 }
 

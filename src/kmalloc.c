@@ -377,6 +377,35 @@ void kfree_slow(const void *p, const char *who)
 	kmm_bug("BUG: %s(%p): invalid pointer: kmm never gave out this address", who, p);
 }
 
+/*
+ * Frees a block whose contents a realloc has just copied out. A page run
+ * of at least MOVED_RELEASE_MIN gives its pages back to the OS first, so
+ * that its block returns to the zone clean: a buffer that grows by doubling
+ * leaves behind blocks of every smaller order, which the buffer itself can
+ * no longer use and which would otherwise stay resident until the decay
+ * (sqlite's sorter, 32 KiB to 2 MiB twice: replay peak 5140 -> 4948 KiB).
+ * Smaller runs stay dirty: for them the madvise and the faults of their
+ * next use cost more than the copy (a loop growing a buffer to 64 KiB took
+ * 21.7 us instead of 12.7 releasing every moved run). 128 KiB is also
+ * where glibc's realloc starts using mmap'd chunks, which it unmaps.
+ */
+#define MOVED_RELEASE_MIN (128 * 1024)
+
+void kfree_moved(const void *p, const char *who)
+{
+	struct page *page = addr_to_page(p);
+
+	if (is_page_run(page, p) && page->private >= MOVED_RELEASE_MIN) {
+		unsigned long dirty = page->private >> os_page_shift;
+
+		run_set_idle(page, 0);
+		os_release((void *)p, dirty << os_page_shift);
+		page_free_run(page, 0);
+		return;
+	}
+	kfree_slow(p, who);
+}
+
 KMM_API void kmm_kfree(const void *p)
 {
 	if (likely(kfree_fast(p)))
@@ -491,7 +520,7 @@ KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)
 	if (!n)
 		return NULL;
 	memcpy(n, p, old_size);
-	kmm_kfree(p);
+	kfree_moved(p, "krealloc");
 	return n;
 }
 

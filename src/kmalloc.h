@@ -36,6 +36,7 @@ void *kmalloc_slow(size_t size, gfp_t gfp);
 /* KMALLOC_TABLE_MAX < size: this CPU's sheaf of the class, if the cache exists. */
 void *kmalloc_fast_medium(size_t size);
 void kfree_slow(const void *p, const char *who);
+void kfree_moved(const void *p, const char *who);
 size_t kmalloc_usable_size(const void *p, const char *who);
 void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp);
 unsigned long kmalloc_trim(void);

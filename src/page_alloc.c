@@ -241,10 +241,32 @@ static unsigned long expand(struct zone *z, struct page *page, unsigned int low,
 	return dirty;
 }
 
+/*
+ * The order to split for a block of order: the smallest whose first free
+ * block would give all 2^order pages already dirty, else the smallest with
+ * a free block. Dirty blocks are kept at the head of each list.
+ */
+static unsigned int dirty_fit_order(const struct zone *z, unsigned int order)
+{
+	unsigned int first = MAX_PAGE_ORDER + 1;
+
+	for (unsigned int o = order; o <= MAX_PAGE_ORDER; o++) {
+		const struct list_head *list = &z->free_area[o].free_list;
+
+		if (list_empty(list))
+			continue;
+		if (list_first_entry(list, struct page, lru)->private >= (1UL << order))
+			return o;
+		if (first > MAX_PAGE_ORDER)
+			first = o;
+	}
+	return first;
+}
+
 /* The block's dirty extent is left in page->private. */
 static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
 {
-	for (unsigned int o = order; o <= MAX_PAGE_ORDER; o++) {
+	for (unsigned int o = dirty_fit_order(z, order); o <= MAX_PAGE_ORDER; o++) {
 		struct free_area *area = &z->free_area[o];
 		struct page *page;
 

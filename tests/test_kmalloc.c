@@ -274,6 +274,39 @@ static void test_page_run_dirty_tail(void)
 	}
 }
 
+/*
+ * A page run of 128 KiB or more that krealloc moves leaves its block clean:
+ * its pages are not resident once the move is done. A plug on the run's
+ * buddy makes the move happen; a run handed back from a free list may not
+ * have its buddy there, hence several tries.
+ */
+static void test_krealloc_moved_run_released(void)
+{
+	size_t run = 48 * PAGE_SIZE;
+	unsigned char *p[8], *plug[8], *q = NULL;
+	int moved = -1;
+
+	for (int i = 0; i < 8 && moved < 0; i++) {
+		p[i] = kmalloc(run, GFP_KERNEL);
+		plug[i] = kmalloc(run, GFP_KERNEL);
+		CHECK(p[i] && plug[i]);
+		fill(p[i], run, 6);
+		q = krealloc(p[i], 4 * run, GFP_KERNEL);
+		CHECK(q != NULL);
+		check_fill(q, run, 6);
+		if (q != p[i]) {
+			CHECK(range_not_resident(p[i], run));
+			moved = i;
+		}
+		p[i] = q;
+	}
+	CHECK(moved >= 0);
+	for (int i = 0; i <= moved; i++) {
+		kfree(p[i]);
+		kfree(plug[i]);
+	}
+}
+
 static void test_large(void)
 {
 	unsigned char *run = kmalloc(100000, GFP_KERNEL);
@@ -430,6 +463,7 @@ int main(void)
 	RUN(test_krealloc);
 	RUN(test_krealloc_page_run_in_place);
 	RUN(test_page_run_dirty_tail);
+	RUN(test_krealloc_moved_run_released);
 	RUN(test_large);
 	RUN(test_large_recycled);
 	RUN(test_copies);

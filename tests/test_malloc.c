@@ -276,6 +276,28 @@ static void test_realloc(void)
 	free(p);
 }
 
+/*
+ * A block of 128 KiB or more that realloc moves (here: shrinks to less
+ * than half) leaves its pages non-resident: the old page run goes back to
+ * the OS instead of waiting, dirty, in the free lists.
+ */
+static void test_realloc_releases_moved_run(void)
+{
+	size_t size = 192 * 1024, small = 40 * 1024;
+	unsigned char *p = malloc(size), *q;
+	int whole;
+
+	CHECK(p != NULL);
+	memset(p, 0x3c, size);
+	q = realloc(p, small);
+	CHECK(q != NULL && q != p);
+	CHECK_EQ(q[0], 0x3c);
+	CHECK_EQ(q[small - 1], 0x3c);
+	CHECK_EQ(resident_pages_within((char *)p, (char *)p + size, &whole), 0);
+	CHECK_EQ(whole, (int)(size / (size_t)sysconf(_SC_PAGESIZE)));
+	free(q);
+}
+
 static void test_aligned(void)
 {
 	void *p;
@@ -660,6 +682,7 @@ int main(void)
 	RUN(test_basics);
 	RUN(test_calloc);
 	RUN(test_realloc);
+	RUN(test_realloc_releases_moved_run);
 	RUN(test_aligned);
 	RUN(test_extras);
 	RUN(test_malloc_stats);

@@ -293,6 +293,38 @@ static void test_zeroing(void)
 }
 
 /*
+ * A request takes pages that are resident already before clean ones, even
+ * from a larger free block: with a clean order-4 block free, an order-4
+ * request splits the freed, written order-6 block, so the program's RSS
+ * does not grow. (Above PCP_MAX_ORDER, so the zone serves it directly.)
+ */
+static void test_dirty_fit(void)
+{
+	struct kmm_buddyinfo before, after;
+	unsigned long a, d, e;
+
+	kmm_page_reclaim();
+	CHECK_EQ(settled().dirty_pages, 0);
+	/* From one clean section: d splits a's buddy, leaving clean orders 4 and 5. */
+	a = __get_free_pages(GFP_KERNEL, 6);
+	d = __get_free_pages(GFP_KERNEL, 4);
+	CHECK(a != 0 && d != 0);
+	CHECK_EQ(d, a + (PAGE_SIZE << 6));
+	memset((void *)a, 0x5c, PAGE_SIZE << 6);
+	free_pages(a, 6);
+	before = settled();
+	CHECK_EQ(before.nr_free[4], 1);
+	CHECK_EQ(before.dirty_pages, 64);
+	e = __get_free_pages(GFP_KERNEL, 4);
+	after = settled();
+	CHECK_EQ(e, a);
+	CHECK_EQ(after.dirty_pages, 64 - 16);
+	free_pages(e, 4);
+	free_pages(d, 4);
+	check_all_merged();
+}
+
+/*
  * After a reclaim the zone holds one free section: exactly a max-order block,
  * which is less than a max-order request plus the reserve.
  */
@@ -392,6 +424,7 @@ int main(void)
 	RUN(test_coalesce_random);
 	RUN(test_exact);
 	RUN(test_zeroing);
+	RUN(test_dirty_fit);
 	RUN(test_gfp_reserve);
 	RUN(test_nowarn);
 	RUN(test_nofail);
