@@ -196,10 +196,16 @@ static bool range_zero(const unsigned char *p, size_t len)
 	return true;
 }
 
-/* Whether every page of [p, p + len) is non-resident; true if THP may back it. */
+/*
+ * Whether every page of [p, p + len) is non-resident; true if THP may back
+ * it. The vector has room for one entry per 4 KiB: qemu-user emulating 16
+ * KiB pages fills one per host page.
+ */
+#define MIN_HOST_PAGE 4096
+
 static bool range_not_resident(void *p, size_t len)
 {
-	unsigned char vec[64];
+	unsigned char vec[256] = { 0 };
 	char thp[64] = "";
 	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
 
@@ -210,9 +216,9 @@ static bool range_not_resident(void *p, size_t len)
 	}
 	if (strstr(thp, "[always]"))
 		return true;
-	CHECK(len / PAGE_SIZE <= sizeof(vec));
+	CHECK(len / MIN_HOST_PAGE <= sizeof(vec));
 	CHECK_EQ(mincore(p, len, vec), 0);
-	for (size_t i = 0; i < len / PAGE_SIZE; i++) {
+	for (size_t i = 0; i < len / MIN_HOST_PAGE; i++) {
 		if (vec[i] & 1)
 			return false;
 	}
