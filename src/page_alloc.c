@@ -91,6 +91,7 @@ static unsigned long pcp_batch, pcp_high;	/* pages */
 unsigned int section_shift = MIN_SECTION_SHIFT;
 _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
+_Atomic unsigned short section_hash_index[1UL << SECTION_HASH_BITS][1UL << MAX_PAGE_ORDER];
 static size_t section_size;
 static size_t section_meta_size;
 size_t section_meta_align;
@@ -115,18 +116,32 @@ struct kmem_cache *page_slab_cache(const struct page *page)
 	return page_section(page)->slab_cache[page_index(page)];
 }
 
+/*
+ * The page's own slab: its slot is owned by its section from before the
+ * slab existed until after it is gone (a section leaves only when all its
+ * pages are free), so the owner check cannot race with a change of owner.
+ */
 void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int index)
 {
 	struct mem_section *ms = page_section(page);
+	uintptr_t idx = ms->start >> section_shift;
+	uintptr_t owner = (uintptr_t)ms | ((idx >> SECTION_HASH_BITS) + 1);
 
 	ms->slab_cache[page_index(page)] = s;
 	ms->slab_index[page_index(page)] = (unsigned short)index;
+	if (atomic_load_explicit(section_hash_slot(idx), memory_order_relaxed) == owner)
+		atomic_store_explicit(&section_hash_index[idx & ((1UL << SECTION_HASH_BITS) - 1)]
+							 [page_index(page)],
+				      (unsigned short)index, memory_order_relaxed);
 }
 
 /*
  * Zone lock held: section idx goes from old to ms (either may be NULL) in
- * the lookup cache. A new section takes its slot from whoever had it; a
- * leaving one empties its slot only if it still holds it.
+ * the lookup cache. A new section takes its slot only if the slot is empty;
+ * a leaving one empties its slot only if it holds it. An empty slot's row
+ * of slab indexes is all zero: only the owner writes it, and a section
+ * leaves only when all its pages are free, so every slab it had has set
+ * its pages' entries back to 0.
  */
 static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_section *ms)
 {
@@ -134,7 +149,8 @@ static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_
 	uintptr_t tag = (idx >> SECTION_HASH_BITS) + 1;
 
 	if (ms) {
-		atomic_store_explicit(slot, (uintptr_t)ms | tag, memory_order_release);
+		if (!atomic_load_explicit(slot, memory_order_relaxed))
+			atomic_store_explicit(slot, (uintptr_t)ms | tag, memory_order_release);
 		return;
 	}
 	if (old && atomic_load_explicit(slot, memory_order_relaxed) == ((uintptr_t)old | tag))

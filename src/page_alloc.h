@@ -101,12 +101,18 @@ typedef _Atomic(struct mem_section *) section_slot;
 
 /*
  * In front of the table, a direct-mapped cache: slot idx % 2^SECTION_HASH_BITS
- * holds the last section mapped with that remainder, as its descriptor's
- * address or'ed with the tag (idx >> SECTION_HASH_BITS) + 1. Descriptors are
- * aligned to at least 2^SECTION_TAG_BITS bytes, so the two never overlap.
- * A hit is one load from the pointer to the descriptor instead of two;
- * a miss (two live sections with one remainder, 16 GiB apart with 4 KiB
- * pages) falls back to the table.
+ * holds the first live section mapped with that remainder, as its
+ * descriptor's address or'ed with the tag (idx >> SECTION_HASH_BITS) + 1.
+ * Descriptors are aligned to at least 2^SECTION_TAG_BITS bytes, so the two
+ * never overlap. A hit is one load from the pointer to the descriptor
+ * instead of two; a miss (two live sections with one remainder, 16 GiB apart
+ * with 4 KiB pages) falls back to the table. A slot changes owner only while
+ * it is empty, so an owner keeps it for as long as it has pages in use.
+ *
+ * Beside each slot, section_hash_index holds the slab_index of every page
+ * of the slot's owner, zeroed when a section takes the slot. kfree's fast
+ * path reads the slot and the row entry at once, both computed from the
+ * address alone, so the index is one dependent load away, not two.
  */
 #define SECTION_HASH_BITS (SECTION_INDEX_BITS < 12 ? SECTION_INDEX_BITS : 12)
 #define SECTION_TAG_BITS (SECTION_INDEX_BITS - SECTION_HASH_BITS + 1)
@@ -117,6 +123,7 @@ extern unsigned int section_shift;
 extern size_t section_meta_align;
 extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 extern _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
+extern _Atomic unsigned short section_hash_index[1UL << SECTION_HASH_BITS][1UL << MAX_PAGE_ORDER];
 
 #include "os.h"
 
@@ -199,8 +206,22 @@ static inline struct page *addr_to_page(const void *addr)
  */
 static inline unsigned int addr_slab_index(const void *addr)
 {
-	struct mem_section *ms = section_lookup((uintptr_t)addr);
+	uintptr_t idx = (uintptr_t)addr >> section_shift, e;
+	unsigned int index;
+	struct mem_section *ms;
 
+#if UINTPTR_MAX > 0xffffffffu
+	if ((uintptr_t)addr >> VA_BITS)
+		return 0;
+#endif
+	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
+	/* Relaxed: a section without the slot may read its owner's row. */
+	index = atomic_load_explicit(&section_hash_index[idx & ((1UL << SECTION_HASH_BITS) - 1)]
+							[section_page_index(addr)],
+				     memory_order_relaxed);
+	if (likely((e & SECTION_TAG_MASK) == (idx >> SECTION_HASH_BITS) + 1))
+		return index;
+	ms = section_table_lookup(idx);
 	return ms ? ms->slab_index[section_page_index(addr)] : 0;
 }
 

@@ -202,6 +202,55 @@ static void test_shrink_leaves_no_page(void)
 	kmem_cache_destroy(s);
 }
 
+/*
+ * kfree finds an object's cache from its address through a per-page index
+ * that the slab layer sets and clears with its slabs. After a cache's slabs
+ * are gone and their sections unmapped, page runs on the same pages must
+ * not look like that cache's objects: kfree would park them in the cache's
+ * per-CPU sheaf, which has room after one allocation, and the cache would
+ * hand out a page run next.
+ */
+#define NR_CHURN (6 * 4096)
+#define NR_RUNS 256
+#define NR_AFTER 64
+
+static void test_slab_pages_reused_by_runs(void)
+{
+	static void *objs[NR_CHURN], *runs[NR_RUNS];
+	struct kmem_cache *s = kmem_cache_create("test-reuse", 256, 0, 0, NULL);
+
+	CHECK(s != NULL);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < NR_CHURN; i++) {
+			objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+			CHECK(objs[i] != NULL);
+			memset(objs[i], round, 256);
+		}
+		for (int i = 0; i < NR_CHURN; i++)
+			kmem_cache_free(s, objs[i]);
+		CHECK_EQ(kmem_cache_shrink(s), 0);
+		kmm_page_reclaim();
+		objs[0] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(objs[0] != NULL);
+		for (int i = 0; i < NR_RUNS; i++) {
+			/* Above the largest kmalloc class (4 pages): a page run. */
+			runs[i] = kmalloc(5 * PAGE_SIZE, GFP_KERNEL);
+			CHECK(runs[i] != NULL);
+			memset(runs[i], 0x77, 5 * PAGE_SIZE);
+		}
+		for (int i = 0; i < NR_RUNS; i++)
+			kfree(runs[i]);
+		for (int i = 1; i <= NR_AFTER; i++) {
+			objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+			CHECK(objs[i] != NULL);
+			CHECK_EQ(ksize(objs[i]), 256);
+		}
+		for (int i = 0; i <= NR_AFTER; i++)
+			kmem_cache_free(s, objs[i]);
+	}
+	kmem_cache_destroy(s);
+}
+
 static void test_create_errors(void)
 {
 	errno = 0;
@@ -356,6 +405,7 @@ int main(void)
 	RUN(test_zalloc);
 	RUN(test_bulk);
 	RUN(test_shrink_leaves_no_page);
+	RUN(test_slab_pages_reused_by_runs);
 	RUN(test_create_errors);
 	RUN(test_reports);
 	RUN(test_destroy_report_lists_objects);
