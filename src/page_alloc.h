@@ -110,9 +110,10 @@ typedef _Atomic(struct mem_section *) section_slot;
  * it is empty, so an owner keeps it for as long as it has pages in use.
  *
  * Beside each slot, section_hash_index holds the slab_index of every page
- * of the slot's owner, zeroed when a section takes the slot. kfree's fast
- * path reads the slot and the row entry at once, both computed from the
- * address alone, so the index is one dependent load away, not two.
+ * of the slot's owner (all zero while the slot is empty; see
+ * section_hash_set). kfree's fast path reads the slot and the row entry at
+ * once, both computed from the address alone, so the index is one
+ * dependent load away, not two.
  */
 #define SECTION_HASH_BITS (SECTION_INDEX_BITS < 12 ? SECTION_INDEX_BITS : 12)
 #define SECTION_TAG_BITS (SECTION_INDEX_BITS - SECTION_HASH_BITS + 1)
