@@ -613,6 +613,7 @@ __attribute__((destructor)) static void malloc_exit_stats(void)
 		return;
 	kmm_dprint(2, "kmm: statistics at exit (pid %d)\n", (int)getpid());
 	kmm_show_buddyinfo(2);
+	kmm_show_resident(2);
 	kmm_show_slabinfo(2);
 	kmm_show_vmallocinfo(2);
 }

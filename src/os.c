@@ -14,12 +14,15 @@
  * is as fresh and zeroed as a new mapping. Carving is a compare-and-swap on
  * a cursor; when any mmap fails (an address-space limit), the rest of the
  * spare is unmapped and the mmap is tried again.
+ *
+ * os_resident() asks mincore() which pages are resident, for statistics.
  */
 #include "os.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -221,4 +224,53 @@ void os_advise_huge(void *addr, size_t size)
 #ifdef MADV_HUGEPAGE
 	madvise(addr, size, MADV_HUGEPAGE);
 #endif
+}
+
+/*
+ * mincore() entries per page of ours: 1, except under an emulator whose
+ * page size is above its host's (qemu-user with QEMU_PAGESIZE), where the
+ * kernel answers per host page. Learned once by letting mincore() write
+ * into a marked vector: it writes only bit 0 of each entry it fills.
+ */
+#define RESIDENT_CHUNK 64		/* our pages per mincore() call */
+#define RESIDENT_MAX_RATIO 16		/* 64 KiB pages on a 4 KiB host */
+static atomic_uint mincore_ratio;
+
+static unsigned int resident_ratio(void *addr)
+{
+	unsigned char probe[RESIDENT_MAX_RATIO + 1];
+	unsigned int ratio = atomic_load_explicit(&mincore_ratio, memory_order_relaxed);
+
+	if (ratio)
+		return ratio;
+	memset(probe, 0xfe, sizeof(probe));
+	if (os_page_size / 4096 > RESIDENT_MAX_RATIO || mincore(addr, os_page_size, probe) != 0)
+		return 0;
+	while (ratio < RESIDENT_MAX_RATIO && !(probe[ratio] & 0xfe))
+		ratio++;
+	ratio = ratio ? ratio : 1;
+	atomic_store_explicit(&mincore_ratio, ratio, memory_order_relaxed);
+	return ratio;
+}
+
+bool os_resident(void *addr, size_t pages, unsigned char *vec)
+{
+	unsigned char raw[RESIDENT_CHUNK * RESIDENT_MAX_RATIO];
+	unsigned int ratio = resident_ratio(addr);
+
+	if (!ratio)
+		return false;
+	for (size_t done = 0, n; done < pages; done += n) {
+		n = pages - done < RESIDENT_CHUNK ? pages - done : RESIDENT_CHUNK;
+		if (mincore((char *)addr + (done << os_page_shift), n << os_page_shift, raw) != 0)
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char any = 0;
+
+			for (unsigned int j = 0; j < ratio; j++)
+				any |= raw[i * ratio + j];
+			vec[done + i] = any & 1;
+		}
+	}
+	return true;
 }

@@ -41,6 +41,13 @@ void os_protect_none(void *addr, size_t size);
 /* Moves and grows a mapping (no copy); NULL with errno = ENOMEM on failure. */
 void *os_remap(void *addr, size_t old_size, size_t new_size);
 
+/*
+ * vec[i] = 1 if page i of the pages from addr is resident, else 0; false if
+ * the range is not mapped (mincore's ENOMEM). For statistics: the answer
+ * may be stale by the time it returns.
+ */
+bool os_resident(void *addr, size_t pages, unsigned char *vec);
+
 /* Asks for transparent huge pages where the kernel has them. */
 void os_advise_huge(void *addr, size_t size);
 

@@ -71,6 +71,7 @@ struct zone {
 	long decay_ms;
 	unsigned long over_high_since;	/* ms; 0 while dirty <= dirty_high */
 	bool need_refill;		/* a non-sleeping request found the reserve low */
+	struct list_head sections;	/* mapped sections, newest first */
 	struct list_head retired;	/* metadata of unmapped sections, for reuse */
 	unsigned long released_pages;
 	unsigned long unmapped_sections;
@@ -356,6 +357,7 @@ static int grow_zone(struct zone *z)
 		return -1;
 	}
 	ms->start = (uintptr_t)mem;
+	list_add(&ms->list, &z->sections);
 	z->managed_pages += SECTION_PAGES;
 	z->nr_sections++;
 	add_to_free_list(z, &ms->pages[0], MAX_PAGE_ORDER, 0);
@@ -390,6 +392,7 @@ static void isolate_for_purge(struct zone *z, unsigned long target,
 		}
 		ms = page_section(page);
 		del_from_free_list(z, page, MAX_PAGE_ORDER);
+		list_del(&ms->list);
 		section_set(ms->start, NULL);
 		z->managed_pages -= SECTION_PAGES;
 		z->nr_sections--;
@@ -708,6 +711,7 @@ static bool page_alloc_setup(void)
 
 	for (int o = 0; o <= MAX_PAGE_ORDER; o++)
 		INIT_LIST_HEAD(&zone.free_area[o].free_list);
+	INIT_LIST_HEAD(&zone.sections);
 	INIT_LIST_HEAD(&zone.retired);
 	zone.wmark_min = SECTION_PAGES / 16;
 	zone.dirty_high = SECTION_PAGES;
@@ -1170,6 +1174,108 @@ KMM_API void kmm_show_buddyinfo(int fd)
 	for (int o = 0; o <= MAX_PAGE_ORDER; o++)
 		kmm_dprint(fd, "%7lu", info.nr_free[o]);
 	kmm_dprint(fd, "\n");
+}
+
+/*
+ * Resident memory by owner. Each section's pages are asked of the kernel
+ * (mincore) with no lock held, as no system call but mmap runs under the
+ * zone lock, then sorted under every lock; a section unmapped in between
+ * is skipped. The slab layer sets a page's cache without these locks, so a
+ * slab being made meanwhile may count as "other": statistics, not books.
+ * Finding the k-th section walks the list from its head each time: a few
+ * sections per process.
+ */
+static struct mem_section *nth_section(unsigned long k, uintptr_t *start)
+{
+	struct mem_section *found = NULL;
+	struct list_head *e;
+
+	kmm_lock(&zone.lock);
+	for (e = zone.sections.next; e != &zone.sections && k; e = e->next)
+		k--;
+	if (e != &zone.sections) {
+		found = list_entry(e, struct mem_section, list);
+		*start = found->start;
+	}
+	kmm_unlock(&zone.lock);
+	return found;
+}
+
+/* Every lock held: adds the section's resident pages (vec) to r by owner. */
+static void count_resident(const struct mem_section *ms, const unsigned char *vec,
+			   struct kmm_resident *r)
+{
+	for (unsigned long i = 0, n; i < SECTION_PAGES; i += n) {
+		const struct page *page = &ms->pages[i];
+		unsigned long flags = page_flags(page), *to = &r->other_pages;
+
+		n = 1;
+		if (flags & (PG_buddy | PG_pcp)) {
+			n = 1UL << page->order;
+			to = flags & PG_buddy ? &r->free_pages : &r->pcp_pages;
+		} else if (ms->slab_cache[i]) {
+			to = &r->slab_pages;
+		} else if (flags & PG_large_kmalloc) {
+			n = 1UL << page->order;
+			to = &r->run_pages;
+		}
+		for (unsigned long j = i; j < i + n; j++)
+			*to += vec[j];
+	}
+}
+
+static unsigned long resident_pages_of(void *addr, size_t size)
+{
+	unsigned char vec[64];
+	unsigned long pages = (size + os_page_size - 1) >> os_page_shift, n = 0;
+
+	for (unsigned long done = 0, chunk; done < pages; done += chunk) {
+		chunk = pages - done < 64 ? pages - done : 64;
+		if (!os_resident((char *)addr + (done << os_page_shift), chunk, vec))
+			return n;
+		for (unsigned long i = 0; i < chunk; i++)
+			n += vec[i];
+	}
+	return n;
+}
+
+KMM_API void kmm_resident(struct kmm_resident *r)
+{
+	unsigned char vec[SECTION_PAGES];
+	struct mem_section *ms;
+	uintptr_t start = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return;
+	for (unsigned long k = 0; (ms = nth_section(k, &start)) != NULL; k++) {
+		unsigned long meta;
+
+		if (!os_resident((void *)start, SECTION_PAGES, vec))
+			continue;
+		meta = resident_pages_of(ms, section_meta_size);
+		for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
+			kmm_lock(&pcp_array[cpu].lock);
+		kmm_lock(&zone.lock);
+		if (ms->start == start) {
+			count_resident(ms, vec, r);
+			r->meta_pages += meta;
+		}
+		kmm_unlock(&zone.lock);
+		for (unsigned int cpu = nr_pcp; cpu-- > 0;)
+			kmm_unlock(&pcp_array[cpu].lock);
+	}
+}
+
+KMM_API void kmm_show_resident(int fd)
+{
+	struct kmm_resident r;
+	unsigned long kib = os_page_size >> 10;
+
+	kmm_resident(&r);
+	kmm_dprint(fd, "resident KiB: slab %lu runs %lu other %lu free %lu per-cpu %lu "
+		   "descriptors %lu\n", r.slab_pages * kib, r.run_pages * kib, r.other_pages * kib,
+		   r.free_pages * kib, r.pcp_pages * kib, r.meta_pages * kib);
 }
 
 /* Before the zone starts, what it will start with: vmalloc's recycling asks. */

@@ -69,7 +69,7 @@ struct page {
  */
 struct mem_section {
 	uintptr_t start;	/* first byte of the section's memory; 0 if retired */
-	struct list_head list;	/* zone->retired while unused */
+	struct list_head list;	/* zone->sections while mapped, zone->retired while unused */
 	/*
 	 * The slab cache of each page, set by the slab layer on every page of a
 	 * slab and NULL otherwise (it must clear them before freeing the pages).

@@ -120,6 +120,19 @@ bool test_sanitized(void)
 #endif
 }
 
+bool test_thp_always(void)
+{
+	char thp[64] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+
+	if (f) {
+		if (!fgets(thp, sizeof(thp), f))
+			thp[0] = 0;
+		fclose(f);
+	}
+	return strstr(thp, "[always]") != NULL;
+}
+
 uint64_t test_rand(uint64_t *state)
 {
 	uint64_t x = *state;

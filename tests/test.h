@@ -59,6 +59,13 @@ size_t test_rss(void);
 /* True when built with a sanitizer (address limits and RSS mean little). */
 bool test_sanitized(void);
 
+/*
+ * True when transparent huge pages are "always" on: kmm's sections may then
+ * be backed by 2 MiB pages, resident or not as a whole, and page-level
+ * residency checks mean little.
+ */
+bool test_thp_always(void);
+
 /* xorshift, so that runs are repeatable */
 uint64_t test_rand(uint64_t *state);
 

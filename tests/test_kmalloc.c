@@ -206,15 +206,8 @@ static bool range_zero(const unsigned char *p, size_t len)
 static bool range_not_resident(void *p, size_t len)
 {
 	unsigned char vec[256] = { 0 };
-	char thp[64] = "";
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
 
-	if (f) {
-		if (!fgets(thp, sizeof(thp), f))
-			thp[0] = 0;
-		fclose(f);
-	}
-	if (strstr(thp, "[always]"))
+	if (test_thp_always())
 		return true;
 	CHECK(len / MIN_HOST_PAGE <= sizeof(vec));
 	CHECK_EQ(mincore(p, len, vec), 0);
@@ -311,6 +304,42 @@ static void test_krealloc_moved_run_released(void)
 		kfree(p[i]);
 		kfree(plug[i]);
 	}
+}
+
+/*
+ * kmm_resident() counts a written page run as run pages and written slab
+ * objects as slab pages; freed, the run's pages are no run's any more. Of
+ * the 1 MiB of objects, up to the cache's own reserve of free objects may
+ * reuse pages written before: half of it must be new.
+ */
+#define NR_RESIDENT_OBJS 1024
+
+static void test_resident_by_owner(void)
+{
+	static unsigned char *objs[NR_RESIDENT_OBJS];
+	size_t run_size = 25 * PAGE_SIZE;
+	struct kmm_resident before, after;
+	unsigned char *run;
+
+	if (test_thp_always())
+		return;
+	kmm_resident(&before);
+	run = kmalloc(run_size, GFP_KERNEL);
+	CHECK(run != NULL);
+	memset(run, 0x5d, run_size);
+	for (int i = 0; i < NR_RESIDENT_OBJS; i++) {
+		objs[i] = kmalloc(1024, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+		memset(objs[i], 0x5e, 1024);
+	}
+	kmm_resident(&after);
+	CHECK(after.run_pages >= before.run_pages + 25);
+	CHECK(after.slab_pages >= before.slab_pages + NR_RESIDENT_OBJS * 1024 / 2 / PAGE_SIZE);
+	kfree(run);
+	kmm_resident(&after);
+	CHECK(after.run_pages <= before.run_pages);
+	for (int i = 0; i < NR_RESIDENT_OBJS; i++)
+		kfree(objs[i]);
 }
 
 static void test_large(void)
@@ -470,6 +499,7 @@ int main(void)
 	RUN(test_krealloc_page_run_in_place);
 	RUN(test_page_run_dirty_tail);
 	RUN(test_krealloc_moved_run_released);
+	RUN(test_resident_by_owner);
 	RUN(test_large);
 	RUN(test_large_recycled);
 	RUN(test_copies);

@@ -325,6 +325,40 @@ static void test_dirty_fit(void)
 }
 
 /*
+ * kmm_resident() sorts the sections' resident pages by owner: a written
+ * block is allocated ("other" through this API), the same block freed is
+ * free and resident, and a reclaim leaves no free page resident.
+ */
+static void test_resident(void)
+{
+	struct kmm_resident r;
+	unsigned long addr, other;
+
+	if (test_thp_always())
+		return;
+	kmm_page_reclaim();
+	kmm_resident(&r);
+	CHECK_EQ(r.free_pages, 0);
+	CHECK_EQ(r.pcp_pages, 0);
+	CHECK(r.meta_pages > 0);
+	other = r.other_pages;
+	addr = __get_free_pages(GFP_KERNEL, 5);
+	CHECK(addr != 0);
+	memset((void *)addr, 0x3a, PAGE_SIZE << 5);
+	kmm_resident(&r);
+	CHECK_EQ(r.other_pages, other + 32);
+	CHECK_EQ(r.free_pages, 0);
+	free_pages(addr, 5);
+	kmm_resident(&r);
+	CHECK_EQ(r.other_pages, other);
+	CHECK_EQ(r.free_pages, 32);
+	kmm_page_reclaim();
+	kmm_resident(&r);
+	CHECK_EQ(r.free_pages, 0);
+	check_all_merged();
+}
+
+/*
  * After a reclaim the zone holds one free section: exactly a max-order block,
  * which is less than a max-order request plus the reserve.
  */
@@ -425,6 +459,7 @@ int main(void)
 	RUN(test_exact);
 	RUN(test_zeroing);
 	RUN(test_dirty_fit);
+	RUN(test_resident);
 	RUN(test_gfp_reserve);
 	RUN(test_nowarn);
 	RUN(test_nofail);

@@ -1,7 +1,7 @@
 /*
  * <kmm/mmzone.h> - looking into the page allocator and tuning its return of
- * memory to the OS: free blocks per order (like /proc/buddyinfo) and the
- * dirty-page decay.
+ * memory to the OS: free blocks per order (like /proc/buddyinfo), resident
+ * memory by owner, and the dirty-page decay.
  */
 #ifndef KMM_MMZONE_H
 #define KMM_MMZONE_H
@@ -33,6 +33,30 @@ void kmm_buddyinfo(struct kmm_buddyinfo *info);
  * "Node 0, zone   Normal" followed by nr_free for orders 0..MAX_PAGE_ORDER.
  */
 void kmm_show_buddyinfo(int fd);
+
+/*
+ * Where the memory of kmm's sections that is resident (in RAM, counted in
+ * the process's RSS) lies, in pages, from mincore(2): what no counter can
+ * tell, since a free page stays resident until it is released. Walks every
+ * section: for statistics, not for a fast path. Allocations above the
+ * largest buddy block (vmalloc areas) are separate mappings, not counted.
+ */
+struct kmm_resident {
+	unsigned long slab_pages;  /* slab pages: live objects, cached free ones, empty slabs */
+	unsigned long run_pages;   /* kmalloc/malloc page runs, with their idle tails */
+	unsigned long other_pages; /* other allocated blocks: alloc_pages, percpu chunks... */
+	unsigned long free_pages;  /* free in the buddy lists, not yet released */
+	unsigned long pcp_pages;   /* free on the per-CPU lists */
+	unsigned long meta_pages;  /* the sections' page descriptors */
+};
+
+void kmm_resident(struct kmm_resident *r);
+
+/*
+ * Writes kmm_resident() to fd in KiB, one line: "resident KiB: slab N runs N
+ * other N free N per-cpu N descriptors N".
+ */
+void kmm_show_resident(int fd);
 
 /*
  * Free pages above the dirty high watermark are released to the OS once they
