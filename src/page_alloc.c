@@ -1278,6 +1278,19 @@ KMM_API void kmm_show_resident(int fd)
 		   r.free_pages * kib, r.pcp_pages * kib, r.meta_pages * kib);
 }
 
+void page_decay_check(void)
+{
+	bool purge;
+
+	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
+		return;
+	kmm_lock(&zone.lock);
+	purge = zone_wants_purge(&zone);
+	kmm_unlock(&zone.lock);
+	if (purge)
+		zone_decay(&zone);
+}
+
 /* Before the zone starts, what it will start with: vmalloc's recycling asks. */
 long page_decay_ms(void)
 {

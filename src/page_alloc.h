@@ -264,6 +264,13 @@ void page_free_run(struct page *page, unsigned long dirty);
 void page_zero_run(struct page *page, unsigned long nr_pages, unsigned long dirty);
 /* The decay time in ms (-1: never release); other layers' caches follow it. */
 long page_decay_ms(void);
+/*
+ * The zone's decay without a free: releases dirty pages that have stayed
+ * above the watermark for the decay time. The slab layer's periodic check
+ * calls it, so that a program which frees a burst and then only reuses
+ * cached objects still gives the burst's pages back.
+ */
+void page_decay_check(void);
 
 struct kmem_cache;
 

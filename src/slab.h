@@ -69,6 +69,7 @@ struct node_barn {
 	unsigned int nr_full;
 	unsigned int nr_empty;
 	unsigned long full_objects;
+	unsigned long full_used_ms;	/* last taking of a full sheaf, or first parking */
 };
 
 struct kmem_cache {

@@ -607,6 +607,7 @@ static struct slab_sheaf *barn_pop(struct slab_sheaf **list, unsigned int *count
 static struct slab_sheaf *barn_get_full(struct kmem_cache *s, gfp_t gfp)
 {
 	struct node_barn *barn = &s->barn;
+	unsigned long now = kmm_now_ms();
 	struct slab_sheaf *sheaf;
 
 	if (gfp & __GFP_DIRECT_RECLAIM)
@@ -614,8 +615,10 @@ static struct slab_sheaf *barn_get_full(struct kmem_cache *s, gfp_t gfp)
 	else
 		kmm_lock_spin(&barn->lock);
 	sheaf = barn_pop(&barn->full, &barn->nr_full);
-	if (sheaf)
+	if (sheaf) {
 		barn->full_objects -= sheaf->size;
+		barn->full_used_ms = now;
+	}
 	kmm_unlock(&barn->lock);
 	return sheaf;
 }
@@ -630,13 +633,98 @@ static struct slab_sheaf *barn_get_empty(struct kmem_cache *s)
 	return sheaf;
 }
 
+/* Sheaves taken off a barn: the full ones' objects back to the slabs, then all freed. */
+static void barn_free_sheaves(struct kmem_cache *s, struct slab_sheaf *full,
+			      struct slab_sheaf *empty, bool shrink)
+{
+	for (struct slab_sheaf *next; full; full = next) {
+		next = full->next;
+		node_flush_sheaf(s, full, shrink);
+		sheaf_free(full);
+	}
+	for (struct slab_sheaf *next; empty; empty = next) {
+		next = empty->next;
+		sheaf_free(empty);
+	}
+}
+
+/* barn->lock held: takes the barn's full sheaves off it. */
+static struct slab_sheaf *barn_take_full(struct node_barn *barn)
+{
+	struct slab_sheaf *full = barn->full;
+
+	barn->full = NULL;
+	barn->nr_full = 0;
+	barn->full_objects = 0;
+	return full;
+}
+
+/*
+ * The barns' decay. Full sheaves parked in a barn are free objects the
+ * program does not use, kept for the next burst; a cache whose burst is
+ * over would keep them for good (up to BARN_MAX_FULL sheaves, 320 KiB for
+ * 2 KiB objects), since only malloc_trim() and shrink emptied barns. So a
+ * barn whose full sheaves nobody has taken for the page allocator's decay
+ * time (KMM_OPTIONS=decay_ms, 1 s by default; never with -1) gives them
+ * back to its slabs, whose empty slabs beyond MIN_PARTIAL go back to the
+ * pages, and from there to the OS by the zone's own decay. A cache in use
+ * takes a full sheaf every few dozen objects and is never drained: capping
+ * barns instead, by size or by puts without a take, made producer_consumer
+ * three times slower. The check runs on barn_put(), at most once per decay
+ * time (and at most every SLAB_DECAY_MIN_MS), with a trylock of slab_mutex,
+ * and then lets the zone check its own decay, which otherwise runs only
+ * when pages are freed: a program that freed a burst of 80 MiB of 0.5-4 KiB
+ * blocks and then only reused cached small ones kept all of it resident for
+ * good (glibc went back to 1.6 MiB at once, kmm now goes to 5.8 MiB after
+ * the decay time; test_burst_given_back in test_slab).
+ */
+#define SLAB_DECAY_MIN_MS 10
+static atomic_ulong last_barn_decay_ms;
+
+static void barn_drain_idle(struct kmem_cache *s, unsigned long now, unsigned long decay)
+{
+	struct node_barn *barn = &s->barn;
+	struct slab_sheaf *full = NULL;
+
+	kmm_lock(&barn->lock);
+	if (barn->nr_full && now - barn->full_used_ms >= decay)
+		full = barn_take_full(barn);
+	kmm_unlock(&barn->lock);
+	barn_free_sheaves(s, full, NULL, false);
+}
+
+static void barn_decay(unsigned long now)
+{
+	unsigned long last = atomic_load_explicit(&last_barn_decay_ms, memory_order_relaxed);
+	long decay = page_decay_ms();
+	unsigned long every = decay > SLAB_DECAY_MIN_MS ? (unsigned long)decay : SLAB_DECAY_MIN_MS;
+
+	if (decay < 0 || now - last < every ||
+	    !atomic_compare_exchange_strong(&last_barn_decay_ms, &last, now))
+		return;
+	/* Not under any barn or list lock; a caller holding slab_mutex skips it. */
+	if (kmm_trylock(&slab_mutex)) {
+		for (struct list_head *e = slab_caches.next; e != &slab_caches; e = e->next) {
+			struct kmem_cache *s = list_entry(e, struct kmem_cache, list);
+
+			if (s->index != SLAB_NO_SHEAVES)
+				barn_drain_idle(s, now, (unsigned long)decay);
+		}
+		kmm_unlock(&slab_mutex);
+	}
+	page_decay_check();
+}
+
 /* Parks a sheaf this thread owns; beyond the barn's limits it goes to the slabs. */
 static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
 {
 	struct node_barn *barn = &s->barn;
+	unsigned long now = kmm_now_ms();
 
 	kmm_lock(&barn->lock);
 	if (sheaf->size && barn->nr_full < BARN_MAX_FULL) {
+		if (!barn->nr_full)
+			barn->full_used_ms = now;
 		sheaf->next = barn->full;
 		barn->full = sheaf;
 		barn->nr_full++;
@@ -649,10 +737,11 @@ static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
 		sheaf = NULL;
 	}
 	kmm_unlock(&barn->lock);
-	if (!sheaf)
-		return;
-	node_flush_sheaf(s, sheaf, false);
-	sheaf_free(sheaf);
+	if (sheaf) {
+		node_flush_sheaf(s, sheaf, false);
+		sheaf_free(sheaf);
+	}
+	barn_decay(now);
 }
 
 /* Empties the barn into the slabs. */
@@ -662,21 +751,12 @@ static void barn_shrink(struct kmem_cache *s)
 	struct slab_sheaf *full, *empty;
 
 	kmm_lock(&barn->lock);
-	full = barn->full;
+	full = barn_take_full(barn);
 	empty = barn->empty;
-	barn->full = barn->empty = NULL;
-	barn->nr_full = barn->nr_empty = 0;
-	barn->full_objects = 0;
+	barn->empty = NULL;
+	barn->nr_empty = 0;
 	kmm_unlock(&barn->lock);
-	for (struct slab_sheaf *next; full; full = next) {
-		next = full->next;
-		node_flush_sheaf(s, full, true);
-		sheaf_free(full);
-	}
-	for (struct slab_sheaf *next; empty; empty = next) {
-		next = empty->next;
-		sheaf_free(empty);
-	}
+	barn_free_sheaves(s, full, empty, true);
 }
 
 /* ---------------------------------------------------------------------------

@@ -251,6 +251,130 @@ static void test_slab_pages_reused_by_runs(void)
 	kmem_cache_destroy(s);
 }
 
+/*
+ * A barn's full sheaves that nobody takes go back to the slabs once they
+ * have waited the decay time: the next barn_put() of any cache drains it.
+ */
+#define NR_DECAY_OBJS 4096
+
+static void test_barn_decay(void)
+{
+	static void *objs[NR_DECAY_OBJS];
+	struct kmem_cache *s = kmem_cache_create("test-decay", 64, 0, 0, NULL);
+	struct kmem_cache *other = kmem_cache_create("test-decay-other", 96, 0, 0, NULL);
+	long old = kmm_page_decay_ms(20);
+
+	CHECK(s != NULL && other != NULL);
+	for (int i = 0; i < NR_DECAY_OBJS; i++) {
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+	}
+	for (int i = 0; i < NR_DECAY_OBJS; i++)
+		kmem_cache_free(s, objs[i]);
+	CHECK(find_cache("test-decay").cached_objs > 0);
+	usleep(50 * 1000);
+	/* Activity elsewhere: the other cache's sheaves go to its barn and back. */
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < NR_DECAY_OBJS; i++)
+			objs[i] = kmem_cache_alloc(other, GFP_KERNEL);
+		for (int i = 0; i < NR_DECAY_OBJS; i++)
+			kmem_cache_free(other, objs[i]);
+	}
+	CHECK_EQ(find_cache("test-decay").cached_objs, 0);
+	/* Decay off: a full barn stays. */
+	kmm_page_decay_ms(-1);
+	for (int i = 0; i < NR_DECAY_OBJS; i++)
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+	for (int i = 0; i < NR_DECAY_OBJS; i++)
+		kmem_cache_free(s, objs[i]);
+	usleep(50 * 1000);
+	for (int i = 0; i < NR_DECAY_OBJS; i++)
+		objs[i] = kmem_cache_alloc(other, GFP_KERNEL);
+	for (int i = 0; i < NR_DECAY_OBJS; i++)
+		kmem_cache_free(other, objs[i]);
+	CHECK(find_cache("test-decay").cached_objs > 0);
+	kmm_page_decay_ms(old);
+	kmem_cache_destroy(other);
+	kmem_cache_destroy(s);
+}
+
+/*
+ * A burst freed, then only small cached objects reused: no page is freed
+ * after the burst, yet its memory goes back. Page runs go to the zone when
+ * freed, and the barns' periodic check runs the zone's decay, which no
+ * free would run now: the zone keeps at most half its high watermark (one
+ * section). Slab objects wait in a barn: its decay drains it into the
+ * slabs, and their empty slabs go back to the pages.
+ */
+#define NR_BURST_RUNS 128
+
+static void reuse_small(struct kmem_cache *s, void **objs)
+{
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 4096; i++)
+			objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		for (int i = 0; i < 4096; i++)
+			kmem_cache_free(s, objs[i]);
+	}
+}
+
+static unsigned long resident_free_and_slab(void)
+{
+	struct kmm_resident r;
+
+	kmm_resident(&r);
+	return r.slab_pages + r.free_pages + r.pcp_pages;
+}
+
+static void test_burst_given_back(void)
+{
+	static void *runs[NR_BURST_RUNS];
+	/* Two sections of 1 KiB objects: above the zone's high watermark, one section. */
+	size_t nr_burst = 2 * (PAGE_SIZE << MAX_PAGE_ORDER) / 1024;
+	void **objs = malloc(nr_burst * sizeof(void *));
+	/* Order 4: above the per-CPU lists' orders, freed into the zone. */
+	size_t run = 16 * PAGE_SIZE;
+	struct kmem_cache *other = kmem_cache_create("test-burst-other", 96, 0, 0, NULL);
+	unsigned long section = 1UL << MAX_PAGE_ORDER, before;
+	struct kmm_resident r;
+	long old = kmm_page_decay_ms(20);
+
+	CHECK(other != NULL && objs != NULL);
+	if (test_thp_always())
+		goto out;
+	reuse_small(other, objs);
+	for (int i = 0; i < NR_BURST_RUNS; i++) {
+		runs[i] = kmalloc(run, GFP_KERNEL);
+		CHECK(runs[i] != NULL);
+		memset(runs[i], 0x43, run);
+	}
+	for (int i = 0; i < NR_BURST_RUNS; i++)
+		kfree(runs[i]);
+	kmm_resident(&r);
+	CHECK(r.free_pages >= NR_BURST_RUNS * run / PAGE_SIZE);
+	usleep(60 * 1000);
+	reuse_small(other, objs);
+	kmm_resident(&r);
+	CHECK(r.free_pages <= section / 2);
+
+	for (size_t i = 0; i < nr_burst; i++) {
+		objs[i] = kmalloc(1024, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+		memset(objs[i], 0x42, 1024);
+	}
+	for (size_t i = 0; i < nr_burst; i++)
+		kfree(objs[i]);
+	before = resident_free_and_slab();
+	CHECK(before >= 2 * section);
+	usleep(60 * 1000);
+	reuse_small(other, objs);
+	CHECK(resident_free_and_slab() <= before - section);
+out:
+	kmm_page_decay_ms(old);
+	kmem_cache_destroy(other);
+	free(objs);
+}
+
 static void test_create_errors(void)
 {
 	errno = 0;
@@ -406,6 +530,8 @@ int main(void)
 	RUN(test_bulk);
 	RUN(test_shrink_leaves_no_page);
 	RUN(test_slab_pages_reused_by_runs);
+	RUN(test_barn_decay);
+	RUN(test_burst_given_back);
 	RUN(test_create_errors);
 	RUN(test_reports);
 	RUN(test_destroy_report_lists_objects);
