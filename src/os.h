@@ -1,6 +1,6 @@
 /*
  * os.h - the only door to the kernel's memory system calls (mmap, munmap,
- * madvise, mremap). Every mapping kmm makes goes through here, so this is
+ * madvise, mprotect, mremap, mincore). Every mapping kmm makes goes through here, so this is
  * where page size, address-space limits and, later, fault injection live.
  */
 #ifndef KMM_OS_H
