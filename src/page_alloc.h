@@ -260,6 +260,8 @@ bool page_grow_in_place(struct page *page, unsigned int new_order, unsigned long
  */
 struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty);
 void page_free_run(struct page *page, unsigned long dirty);
+/* A run is about to write pages beyond its block's dirty extent (see page_alloc.c). */
+void page_release_for_run(unsigned long pages);
 /* Clears the first nr_pages of a block with that dirty extent (__GFP_ZERO). */
 void page_zero_run(struct page *page, unsigned long nr_pages, unsigned long dirty);
 /* The decay time in ms (-1: never release); other layers' caches follow it. */

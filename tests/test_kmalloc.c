@@ -342,6 +342,43 @@ static void test_resident_by_owner(void)
 		kfree(objs[i]);
 }
 
+/*
+ * A page run that must write pages no free block holds dirty gives as many
+ * dirty free pages back to the OS, while more than a quarter of the high
+ * watermark (a quarter section) stays: 512 dirty free pages, then a run of
+ * 768 fresh pages, leave about 256 resident free pages (512 without it).
+ */
+static void test_run_growth_releases_dirty(void)
+{
+	unsigned char *runs[8], *big;
+	size_t run = 64 * PAGE_SIZE, big_size = 768 * PAGE_SIZE;
+	long old = kmm_page_decay_ms(-1);
+	struct kmm_resident r;
+
+	if (test_thp_always())
+		goto out;
+	kmm_page_reclaim();
+	for (int i = 0; i < 8; i++) {
+		runs[i] = kmalloc(run, GFP_KERNEL);
+		CHECK(runs[i] != NULL);
+		memset(runs[i], 0x61, run);
+	}
+	for (int i = 0; i < 8; i++)
+		kfree(runs[i]);
+	kmm_resident(&r);
+	CHECK(r.free_pages >= 512);
+	big = kmalloc(big_size, GFP_KERNEL);
+	CHECK(big != NULL);
+	memset(big, 0x62, big_size);
+	kmm_resident(&r);
+	/* 256 dirty pages stay by the books; a few more may read resident. */
+	CHECK(r.free_pages <= 256 + 64);
+	CHECK(r.run_pages >= 768);
+	kfree(big);
+out:
+	kmm_page_decay_ms(old);
+}
+
 static void test_large(void)
 {
 	unsigned char *run = kmalloc(100000, GFP_KERNEL);
@@ -500,6 +537,7 @@ int main(void)
 	RUN(test_page_run_dirty_tail);
 	RUN(test_krealloc_moved_run_released);
 	RUN(test_resident_by_owner);
+	RUN(test_run_growth_releases_dirty);
 	RUN(test_large);
 	RUN(test_large_recycled);
 	RUN(test_copies);
