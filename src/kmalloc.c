@@ -251,7 +251,8 @@ static void *kmalloc_large(size_t size, gfp_t gfp)
 	if (!page)
 		return NULL;
 	page->inuse = 0;
-	if (need > dirty)
+	/* Only where the caller may wait: releasing takes system calls. */
+	if (need > dirty && (gfp & __GFP_DIRECT_RECLAIM))
 		page_release_for_run(need - dirty);
 	dirty = run_trim_tail(page, need, dirty);
 	if (gfp & __GFP_ZERO)

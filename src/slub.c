@@ -670,8 +670,8 @@ static struct slab_sheaf *barn_take_full(struct node_barn *barn)
  * pages, and from there to the OS by the zone's own decay. A cache in use
  * takes a full sheaf every few dozen objects and is never drained: capping
  * barns instead, by size or by puts without a take, made producer_consumer
- * three times slower. The check runs on barn_put(), at most once per decay
- * time (and at most every SLAB_DECAY_MIN_MS), with a trylock of slab_mutex,
+ * three times slower. The check runs when a free trades its full sheaf, at
+ * most once per decay time (and at most every SLAB_DECAY_MIN_MS), with a trylock of slab_mutex,
  * and then lets the zone check its own decay, which otherwise runs only
  * when pages are freed: a program that freed a burst of 80 MiB of 0.5-4 KiB
  * blocks and then only reused cached small ones kept all of it resident for
@@ -737,11 +737,10 @@ static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
 		sheaf = NULL;
 	}
 	kmm_unlock(&barn->lock);
-	if (sheaf) {
-		node_flush_sheaf(s, sheaf, false);
-		sheaf_free(sheaf);
-	}
-	barn_decay(now);
+	if (!sheaf)
+		return;
+	node_flush_sheaf(s, sheaf, false);
+	sheaf_free(sheaf);
 }
 
 /* Empties the barn into the slabs. */
@@ -959,6 +958,8 @@ void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
 			release_sheaf(s, slot, cpu, cur);
 		else
 			barn_put(s, fresh);
+		/* A free may release memory; an allocation (GFP_ATOMIC, say) does not. */
+		barn_decay(kmm_now_ms());
 	}
 }
 
