@@ -671,9 +671,9 @@ static struct slab_sheaf *barn_take_full(struct node_barn *barn)
  * takes a full sheaf every few dozen objects and is never drained: capping
  * barns instead, by size or by puts without a take, made producer_consumer
  * three times slower. The check runs when a free trades its full sheaf, at
- * most once per decay time (and at most every SLAB_DECAY_MIN_MS), with a trylock of slab_mutex,
- * and then lets the zone check its own decay, which otherwise runs only
- * when pages are freed: a program that freed a burst of 80 MiB of 0.5-4 KiB
+ * most once per decay time (and at most every SLAB_DECAY_MIN_MS), with a
+ * trylock of slab_mutex, and then lets the zone check its own decay, which
+ * otherwise runs only when pages are freed: a program that freed a burst of 80 MiB of 0.5-4 KiB
  * blocks and then only reused cached small ones kept all of it resident for
  * good (glibc went back to 1.6 MiB at once, kmm now goes to 5.8 MiB after
  * the decay time; test_burst_given_back in test_slab).
@@ -719,7 +719,7 @@ static void barn_decay(unsigned long now)
 static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
 {
 	struct node_barn *barn = &s->barn;
-	unsigned long now = kmm_now_ms();
+	unsigned long now = sheaf->size ? kmm_now_ms() : 0;
 
 	kmm_lock(&barn->lock);
 	if (sheaf->size && barn->nr_full < BARN_MAX_FULL) {
