@@ -594,7 +594,7 @@ KMM_API int mallopt(int param, int value)
 	}
 }
 
-/* glibc's layout, kmm's figures, on stderr. */
+/* glibc's layout, kmm's figures, on stderr; then where the resident memory is. */
 KMM_API void malloc_stats(void)
 {
 	struct mallinfo2 mi = mallinfo2();
@@ -604,6 +604,8 @@ KMM_API void malloc_stats(void)
 	kmm_dprint(2, "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n",
 		   mi.arena + mi.hblkhd, mi.uordblks + mi.hblkhd);
 	kmm_dprint(2, "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n", mi.hblks, mi.hblkhd);
+	/* kmm's own line last, where a parser of glibc's layout stops reading. */
+	kmm_show_resident(2);
 }
 
 /* KMM_OPTIONS=stats=1: the allocator's tables on stderr when the program ends. */

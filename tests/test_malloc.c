@@ -361,6 +361,7 @@ static void test_malloc_stats(void)
 	run_in_child(stats_child, NULL, &res);
 	CHECK_EQ(res.status, 0);
 	CHECK(strstr(res.err, "Arena 0:\nsystem bytes     = ") != NULL);
+	CHECK(strstr(res.err, "max mmap bytes   = ") < strstr(res.err, "resident KiB: slab "));
 }
 
 /* ---- fork while others allocate, read lines and flush stdio ---- */
