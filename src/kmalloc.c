@@ -348,6 +348,23 @@ static void vfree_area(const void *p, size_t size)
 		vfree_recycle(p);
 }
 
+/*
+ * Frees a page run; with release, its pages go back to the OS first and
+ * the block returns to the zone clean. Nobody may write beyond the usable
+ * size, so the usable pages are the dirty extent.
+ */
+static void free_run(struct page *page, bool release)
+{
+	unsigned long dirty = page->private >> os_page_shift;
+
+	run_set_idle(page, 0);
+	if (release) {
+		os_release(page_to_virt(page), dirty << os_page_shift);
+		dirty = 0;
+	}
+	page_free_run(page, dirty);
+}
+
 /* Everything but a slab object whose free fits this CPU's sheaf. */
 void kfree_slow(const void *p, const char *who)
 {
@@ -364,9 +381,7 @@ void kfree_slow(const void *p, const char *who)
 			return;
 		}
 		if (is_page_run(page, p)) {
-			/* Nobody may write beyond the usable size. */
-			run_set_idle(page, 0);
-			page_free_run(page, page->private >> os_page_shift);
+			free_run(page, false);
 			return;
 		}
 		kmm_bug("BUG: %s(%p): not the start of an allocation "
@@ -399,11 +414,7 @@ void kfree_moved(const void *p, const char *who)
 	struct page *page = addr_to_page(p);
 
 	if (is_page_run(page, p) && page->private >= MOVED_RELEASE_MIN) {
-		unsigned long dirty = page->private >> os_page_shift;
-
-		run_set_idle(page, 0);
-		os_release((void *)p, dirty << os_page_shift);
-		page_free_run(page, 0);
+		free_run(page, true);
 		return;
 	}
 	kfree_slow(p, who);

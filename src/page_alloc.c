@@ -126,13 +126,12 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 {
 	struct mem_section *ms = page_section(page);
 	uintptr_t idx = ms->start >> section_shift;
-	uintptr_t owner = (uintptr_t)ms | ((idx >> SECTION_HASH_BITS) + 1);
+	uintptr_t owner = (uintptr_t)ms | section_hash_tag(idx);
 
 	ms->slab_cache[page_index(page)] = s;
 	ms->slab_index[page_index(page)] = (unsigned short)index;
 	if (atomic_load_explicit(section_hash_slot(idx), memory_order_relaxed) == owner)
-		atomic_store_explicit(&section_hash_index[idx & ((1UL << SECTION_HASH_BITS) - 1)]
-							 [page_index(page)],
+		atomic_store_explicit(&section_hash_index[section_hash_nr(idx)][page_index(page)],
 				      (unsigned short)index, memory_order_relaxed);
 }
 
@@ -147,7 +146,7 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_section *ms)
 {
 	_Atomic uintptr_t *slot = section_hash_slot(idx);
-	uintptr_t tag = (idx >> SECTION_HASH_BITS) + 1;
+	uintptr_t tag = section_hash_tag(idx);
 
 	if (ms) {
 		if (!atomic_load_explicit(slot, memory_order_relaxed))
@@ -368,12 +367,6 @@ static int grow_zone(struct zone *z)
  * Giving memory back to the OS
  */
 
-/*
- * Zone lock held. Takes off the free lists what a purge gives back: whole
- * free sections beyond the reserve (to unmap; they leave the section table
- * now, since nobody can own memory in them), then dirty blocks, largest
- * first, until no more than target dirty pages remain.
- */
 /* Zone lock held: dirty free blocks, largest first, until at most target dirty pages stay. */
 static void isolate_dirty_blocks(struct zone *z, unsigned long target, struct list_head *release)
 {
@@ -391,6 +384,12 @@ static void isolate_dirty_blocks(struct zone *z, unsigned long target, struct li
 	}
 }
 
+/*
+ * Zone lock held. Takes off the free lists what a purge gives back: whole
+ * free sections beyond the reserve (to unmap; they leave the section table
+ * now, since nobody can own memory in them), then dirty blocks, largest
+ * first, until no more than target dirty pages remain.
+ */
 static void isolate_for_purge(struct zone *z, unsigned long target,
 			      struct list_head *release, struct list_head *unmap)
 {
@@ -663,8 +662,6 @@ static void free_unref_page(struct page *page, unsigned int order, unsigned long
 
 KMM_API void kmm_drain_all_pages(void)
 {
-	bool purge;
-
 	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
 		return;
 	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++) {
@@ -676,11 +673,7 @@ KMM_API void kmm_drain_all_pages(void)
 		kmm_unlock(&zone.lock);
 		kmm_unlock(&pcp->lock);
 	}
-	kmm_lock(&zone.lock);
-	purge = zone_wants_purge(&zone);
-	kmm_unlock(&zone.lock);
-	if (purge)
-		zone_decay(&zone);
+	page_decay_check();
 }
 
 /* ---------------------------------------------------------------------------
@@ -1272,21 +1265,6 @@ static void count_resident(const struct mem_section *ms, const unsigned char *ve
 	}
 }
 
-static unsigned long resident_pages_of(void *addr, size_t size)
-{
-	unsigned char vec[64];
-	unsigned long pages = (size + os_page_size - 1) >> os_page_shift, n = 0;
-
-	for (unsigned long done = 0, chunk; done < pages; done += chunk) {
-		chunk = pages - done < 64 ? pages - done : 64;
-		if (!os_resident((char *)addr + (done << os_page_shift), chunk, vec))
-			return n;
-		for (unsigned long i = 0; i < chunk; i++)
-			n += vec[i];
-	}
-	return n;
-}
-
 KMM_API void kmm_resident(struct kmm_resident *r)
 {
 	unsigned char vec[SECTION_PAGES];
@@ -1297,11 +1275,16 @@ KMM_API void kmm_resident(struct kmm_resident *r)
 	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
 		return;
 	for (unsigned long k = 0; (ms = nth_section(k, &start)) != NULL; k++) {
-		unsigned long meta;
+		/* The descriptors first, through the same vector: fewer pages than a section. */
+		unsigned long meta_pages = (section_meta_size + os_page_size - 1) >> os_page_shift;
+		unsigned long meta = 0;
 
+		if (os_resident(ms, meta_pages, vec)) {
+			for (unsigned long i = 0; i < meta_pages; i++)
+				meta += vec[i];
+		}
 		if (!os_resident((void *)start, SECTION_PAGES, vec))
 			continue;
-		meta = resident_pages_of(ms, section_meta_size);
 		for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
 			kmm_lock(&pcp_array[cpu].lock);
 		kmm_lock(&zone.lock);

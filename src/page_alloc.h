@@ -128,10 +128,21 @@ extern _Atomic unsigned short section_hash_index[1UL << SECTION_HASH_BITS][1UL <
 
 #include "os.h"
 
+/* The lookup-cache slot number of section index idx, and the tag its owner stores there. */
+static inline uintptr_t section_hash_nr(uintptr_t idx)
+{
+	return idx & ((1UL << SECTION_HASH_BITS) - 1);
+}
+
+static inline uintptr_t section_hash_tag(uintptr_t idx)
+{
+	return (idx >> SECTION_HASH_BITS) + 1;
+}
+
 /* The lookup-cache slot of section index idx. */
 static inline _Atomic uintptr_t *section_hash_slot(uintptr_t idx)
 {
-	return &section_hash[idx & ((1UL << SECTION_HASH_BITS) - 1)];
+	return &section_hash[section_hash_nr(idx)];
 }
 
 /* The section with index idx in the two-level table, or NULL. */
@@ -161,7 +172,7 @@ static inline struct mem_section *section_lookup(uintptr_t addr)
 #endif
 	idx = addr >> section_shift;
 	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
-	if (likely((e & SECTION_TAG_MASK) == (idx >> SECTION_HASH_BITS) + 1))
+	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
 		return (struct mem_section *)(e & ~SECTION_TAG_MASK);
 	return section_table_lookup(idx);
 }
@@ -217,10 +228,9 @@ static inline unsigned int addr_slab_index(const void *addr)
 #endif
 	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
 	/* Relaxed: a section without the slot may read its owner's row. */
-	index = atomic_load_explicit(&section_hash_index[idx & ((1UL << SECTION_HASH_BITS) - 1)]
-							[section_page_index(addr)],
+	index = atomic_load_explicit(&section_hash_index[section_hash_nr(idx)][section_page_index(addr)],
 				     memory_order_relaxed);
-	if (likely((e & SECTION_TAG_MASK) == (idx >> SECTION_HASH_BITS) + 1))
+	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
 		return index;
 	ms = section_table_lookup(idx);
 	return ms ? ms->slab_index[section_page_index(addr)] : 0;

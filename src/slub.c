@@ -607,7 +607,6 @@ static struct slab_sheaf *barn_pop(struct slab_sheaf **list, unsigned int *count
 static struct slab_sheaf *barn_get_full(struct kmem_cache *s, gfp_t gfp)
 {
 	struct node_barn *barn = &s->barn;
-	unsigned long now = kmm_now_ms();
 	struct slab_sheaf *sheaf;
 
 	if (gfp & __GFP_DIRECT_RECLAIM)
@@ -617,7 +616,7 @@ static struct slab_sheaf *barn_get_full(struct kmem_cache *s, gfp_t gfp)
 	sheaf = barn_pop(&barn->full, &barn->nr_full);
 	if (sheaf) {
 		barn->full_objects -= sheaf->size;
-		barn->full_used_ms = now;
+		barn->full_used_ms = kmm_now_ms();
 	}
 	kmm_unlock(&barn->lock);
 	return sheaf;
@@ -719,12 +718,11 @@ static void barn_decay(unsigned long now)
 static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
 {
 	struct node_barn *barn = &s->barn;
-	unsigned long now = sheaf->size ? kmm_now_ms() : 0;
 
 	kmm_lock(&barn->lock);
 	if (sheaf->size && barn->nr_full < BARN_MAX_FULL) {
 		if (!barn->nr_full)
-			barn->full_used_ms = now;
+			barn->full_used_ms = kmm_now_ms();
 		sheaf->next = barn->full;
 		barn->full = sheaf;
 		barn->nr_full++;
