@@ -4,9 +4,11 @@
  * errors a caller can make. Runs in both per-CPU modes (see meson.build).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/rseq.h>
 #include <unistd.h>
 
@@ -520,6 +522,234 @@ static void test_kmalloc_cache_on_demand(void)
 	kfree(p);
 }
 
+/*
+ * Two live sections that share a slot of the section lookup cache: their
+ * indexes are equal modulo the cache's 4096 slots (16 GiB apart with 4 KiB
+ * pages). The first owns the slot and its row of slab indexes; kfree of a
+ * block in the second must not take the owner's entry for it. The harmful
+ * case is a page run in the second section at the page offset of one of the
+ * owner's slab pages: read through the owner's row it would be an object of
+ * that slab's cache. Such a run must go back to the zone, whole.
+ *
+ * kmm maps sections wherever the kernel puts them, so the test fills every
+ * gap of the address space below the stack with PROT_NONE reservations except
+ * a window at the chosen address; the zone's next section can only go there.
+ * No libc allocation runs while the gaps are filled. Only where the layout is
+ * predictable (64-bit x86, no sanitizer, not under an emulator's own mmap) is
+ * a missed placement a failure; elsewhere the test says so and stops.
+ */
+#if UINTPTR_MAX > 0xffffffffu
+#define LOOKUP_SLOTS 4096UL
+#define MAX_GAPS 4096
+#define MAX_SLOT_RUNS 8192
+#define SLOT_RUN_PAGES 5	/* above the largest class: a run of 8 pages */
+#define WINDOW_SLACK (64UL << 20)
+
+static struct { uintptr_t start, end; } maps[MAX_GAPS];
+static int nr_maps;
+static struct { void *addr; size_t len; } holds[MAX_GAPS];
+static int nr_holds;
+
+/* /proc/self/maps into maps[], sorted as the kernel lists them; no malloc. */
+static bool read_maps(void)
+{
+	static char buf[1 << 20];
+	size_t len = 0;
+	ssize_t n;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = 0;
+	nr_maps = 0;
+	for (char *line = buf; *line && nr_maps < MAX_GAPS; line = strchr(line, '\n') + 1) {
+		char *dash;
+
+		maps[nr_maps].start = strtoul(line, &dash, 16);
+		maps[nr_maps].end = strtoul(dash + 1, NULL, 16);
+		nr_maps++;
+		if (!strchr(line, '\n'))
+			break;
+	}
+	return nr_maps > 1;
+}
+
+static bool range_free(uintptr_t start, uintptr_t end)
+{
+	for (int i = 0; i < nr_maps; i++) {
+		if (maps[i].start < end && start < maps[i].end)
+			return false;
+	}
+	return true;
+}
+
+static void hold(uintptr_t start, uintptr_t end)
+{
+	void *p;
+
+	if (end <= start || nr_holds == MAX_GAPS)
+		return;
+	p = mmap((void *)start, end - start, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	if (p != (void *)start) {	/* a kernel without MAP_FIXED_NOREPLACE */
+		munmap(p, end - start);
+		return;
+	}
+	holds[nr_holds].addr = p;
+	holds[nr_holds].len = end - start;
+	nr_holds++;
+}
+
+/*
+ * Fills every gap between mappings but the window. The stack keeps room to
+ * grow below it (the kernel places no mapping there anyway: mmap's search
+ * starts lower down).
+ */
+static void hold_all_but(uintptr_t win_start, uintptr_t win_end)
+{
+	uintptr_t prev = 1UL << 20, here = (uintptr_t)&prev;
+
+	nr_holds = 0;
+	for (int i = 0; i < nr_maps; i++) {
+		uintptr_t start = prev, end = maps[i].start;
+
+		prev = maps[i].end > prev ? maps[i].end : prev;
+		if (here >= maps[i].start && here < maps[i].end)
+			end = end > start + WINDOW_SLACK ? end - WINDOW_SLACK : start;
+		if (end <= start)
+			continue;
+		if (win_start >= start && win_end <= end) {
+			hold(start, win_start);
+			hold(win_end, end);
+		} else {
+			hold(start, end);
+		}
+	}
+}
+
+static void release_holds(void)
+{
+	for (int i = 0; i < nr_holds; i++)
+		munmap(holds[i].addr, holds[i].len);
+	nr_holds = 0;
+}
+
+static bool layout_predictable(void)
+{
+#if defined(__x86_64__)
+	return !test_sanitized();
+#else
+	return false;
+#endif
+}
+
+static unsigned long zone_free_pages(void)
+{
+	struct kmm_buddyinfo info;
+
+	kmm_buddyinfo(&info);
+	return info.free_pages + info.pcp_pages;
+}
+
+static void test_lookup_slot_shared(void)
+{
+	static void *objs[2048], *runs[MAX_SLOT_RUNS];
+	static bool owner_slab[1UL << MAX_PAGE_ORDER];
+	const uintptr_t section = PAGE_SIZE << MAX_PAGE_ORDER;
+	struct kmem_cache *s = kmem_cache_create("test-slot", 256, 0, 0, NULL);
+	uintptr_t owner, target = 0, stride = section * LOOKUP_SLOTS;
+	int nr_runs = 0, in_target = 0, overlaps = 0;
+	unsigned long before, freed = 0;
+	void *keep = NULL;
+
+	CHECK(s != NULL);
+	/* The owner: a section with slab pages of a cache with sheaves. */
+	for (int i = 0; i < 2048; i++) {
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+	}
+	owner = (uintptr_t)objs[0] & ~(section - 1);
+	for (int i = 0; i < 2048; i++) {
+		if (((uintptr_t)objs[i] & ~(section - 1)) == owner)
+			owner_slab[((uintptr_t)objs[i] - owner) / PAGE_SIZE] = true;
+	}
+	CHECK(read_maps());
+	for (long k = 1; k <= 64 && !target; k++) {
+		uintptr_t down = owner - k * stride, up = owner + k * stride;
+
+		if (owner > k * stride && down > (1UL << 32) &&
+		    range_free(down - WINDOW_SLACK, down + section))
+			target = down;
+		else if (up < (1UL << 46) && range_free(up - WINDOW_SLACK, up + section))
+			target = up;
+	}
+	CHECK(target != 0);
+
+	/* From here until release_holds(): kmm only, no libc allocation. */
+	hold_all_but(target - WINDOW_SLACK, target + section);
+	while (nr_runs < MAX_SLOT_RUNS) {
+		void *p = kmalloc(SLOT_RUN_PAGES * PAGE_SIZE, GFP_KERNEL | __GFP_NOWARN);
+
+		if (!p)
+			break;
+		runs[nr_runs++] = p;
+		in_target += ((uintptr_t)p & ~(section - 1)) == target;
+	}
+	release_holds();
+
+	printf("  owner section %#lx, shared-slot section %#lx: %d runs there\n",
+	       (unsigned long)owner, (unsigned long)target, in_target);
+	if (!in_target && !layout_predictable()) {
+		printf("  the zone did not grow into the window here: nothing to check\n");
+	} else {
+		CHECK(in_target > 0);
+	}
+	/* Runs elsewhere go now; one in the target stays, so its section stays mapped. */
+	for (int i = 0; i < nr_runs; i++) {
+		bool there = ((uintptr_t)runs[i] & ~(section - 1)) == target;
+
+		if (!there) {
+			kfree(runs[i]);
+			runs[i] = NULL;
+		} else if (!keep) {
+			keep = runs[i];
+			runs[i] = NULL;
+		}
+	}
+	before = zone_free_pages();
+	for (int i = 0; i < nr_runs; i++) {
+		unsigned long off;
+
+		if (!runs[i])
+			continue;
+		off = ((uintptr_t)runs[i] - target) / PAGE_SIZE;
+		overlaps += owner_slab[off];
+		CHECK_EQ(ksize(runs[i]), SLOT_RUN_PAGES * PAGE_SIZE);
+		kfree(runs[i]);
+		freed += 8;
+	}
+	/* Every run went back to the zone, none into the owner's cache. */
+	CHECK_EQ(zone_free_pages() - before, freed);
+	if (in_target > 1)
+		CHECK(overlaps > 0);
+	printf("  %d of them on a page offset where the owner has a slab page\n", overlaps);
+	kfree(keep);
+	for (int i = 0; i < 2048; i++)
+		kfree(objs[i]);
+	kmem_cache_destroy(s);
+}
+#else
+static void test_lookup_slot_shared(void)
+{
+	printf("  32-bit: the lookup cache has a slot per section, nothing to share\n");
+}
+#endif
+
 int main(void)
 {
 	RUN(test_mode);
@@ -530,6 +760,7 @@ int main(void)
 	RUN(test_bulk);
 	RUN(test_shrink_leaves_no_page);
 	RUN(test_slab_pages_reused_by_runs);
+	RUN(test_lookup_slot_shared);
 	RUN(test_barn_decay);
 	RUN(test_burst_given_back);
 	RUN(test_create_errors);
