@@ -128,7 +128,8 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 	uintptr_t idx = ms->start >> section_shift;
 	uintptr_t owner = (uintptr_t)ms | section_hash_tag(idx);
 
-	ms->slab_cache[page_index(page)] = s;
+	/* Atomic for kmm_resident(), which reads it with no slab lock. */
+	__atomic_store_n(&ms->slab_cache[page_index(page)], s, __ATOMIC_RELAXED);
 	ms->slab_index[page_index(page)] = (unsigned short)index;
 	if (atomic_load_explicit(section_hash_slot(idx), memory_order_relaxed) == owner)
 		atomic_store_explicit(&section_hash_index[section_hash_nr(idx)][page_index(page)],
@@ -1254,7 +1255,7 @@ static void count_resident(const struct mem_section *ms, const unsigned char *ve
 		if (flags & (PG_buddy | PG_pcp)) {
 			n = 1UL << page->order;
 			to = flags & PG_buddy ? &r->free_pages : &r->pcp_pages;
-		} else if (ms->slab_cache[i]) {
+		} else if (__atomic_load_n(&ms->slab_cache[i], __ATOMIC_RELAXED)) {
 			to = &r->slab_pages;
 		} else if (flags & PG_large_kmalloc) {
 			n = 1UL << page->order;
