@@ -2,8 +2,8 @@
  * replay.c - replays a recorded allocation trace (bench/alloc_trace.c) on
  * whatever malloc is loaded, and reports the memory it cost.
  *
- *   replay --prepare TRACE OUT   turn a trace into a replay file
- *   replay [--stop N] OUT        replay it (under LD_PRELOAD=LIB for LIB)
+ *   replay --prepare TRACE OUT            turn a trace into a replay file
+ *   replay [--stop N] [--sizes LO:HI] OUT  replay it (under LD_PRELOAD=LIB)
  *
  * Preparing maps each live pointer of the trace to a small slot number, so
  * that replaying needs only an array indexed by slot, not a table of
@@ -14,13 +14,17 @@
  * It prints the peak of live bytes, the peak RSS above its own RSS at the
  * start (getrusage's ru_maxrss), and their difference: what the allocator
  * added. --stop N ends after N calls, so that an allocator's statistics
- * (KMM_OPTIONS=stats=1 for kmm) describe that moment.
+ * (KMM_OPTIONS=stats=1 for kmm) describe that moment. --sizes LO:HI replays
+ * only the blocks whose size is above LO and at most HI bytes (a realloc
+ * across a bound frees in one range and allocates in the other): which
+ * sizes an allocator's overhead comes from.
  *
  * Timing is not the point: one thread replays what may have been many, in
  * the order the trace lock saw the calls.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +235,17 @@ static long rss_now_kib(void)
 	return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* The sizes replayed: (lo, hi]; everything when !filtered. */
+struct size_range {
+	bool filtered;
+	size_t lo, hi;
+};
+
+static bool in_range(const struct size_range *range, size_t size)
+{
+	return !range->filtered || (size > range->lo && size <= range->hi);
+}
+
 static void do_realloc(struct block *blocks, uint32_t from, uint32_t to, size_t size)
 {
 	struct block *b = &blocks[from];
@@ -250,7 +265,46 @@ static void do_realloc(struct block *blocks, uint32_t from, uint32_t to, size_t 
 	}
 }
 
-static int replay(const char *path, uint64_t stop)
+static void do_malloc(struct block *b, size_t size)
+{
+	b->p = malloc(size);
+	if (!b->p && size) {
+		fprintf(stderr, "replay: malloc(%zu) failed\n", size);
+		exit(1);
+	}
+	if (size)
+		memset(b->p, 1, size);
+	b->size = size;
+}
+
+/*
+ * A realloc from slot from to slot to, of which only the sizes in range are
+ * replayed; out-of-range blocks keep their size (for the next realloc's
+ * range) but no memory. Returns the change in live bytes.
+ */
+static long long replay_realloc(struct block *blocks, const struct size_range *range,
+				uint32_t from, uint32_t to, size_t size)
+{
+	struct block *b = &blocks[from];
+	bool was_in = in_range(range, b->size), is_in = in_range(range, size);
+	long long before = was_in ? (long long)b->size : 0;
+
+	if (was_in && is_in) {
+		do_realloc(blocks, from, to, size);
+		return (long long)size - before;
+	}
+	if (was_in)
+		free(b->p);
+	b->p = NULL;
+	b->size = 0;
+	if (is_in)
+		do_malloc(&blocks[to], size);
+	else
+		blocks[to].size = size;
+	return (is_in ? (long long)size : 0) - before;
+}
+
+static int replay(const char *path, uint64_t stop, const struct size_range *range)
 {
 	static struct record batch[BATCH];
 	struct header h;
@@ -278,19 +332,17 @@ static int replay(const char *path, uint64_t stop)
 			struct block *b = &blocks[r->slot];
 
 			if (r->op == OP_MALLOC) {
-				b->p = malloc(r->size);
-				if (!b->p && r->size) {
-					fprintf(stderr, "replay: malloc(%llu) failed\n",
-						(unsigned long long)r->size);
-					return 1;
+				if (in_range(range, r->size)) {
+					do_malloc(b, r->size);
+					live += r->size;
+				} else {
+					b->size = r->size;
 				}
-				if (r->size)
-					memset(b->p, 1, r->size);
-				b->size = r->size;
-				live += r->size;
 			} else if (r->op == OP_FREE) {
-				live -= b->size;
-				free(b->p);
+				if (in_range(range, b->size)) {
+					live -= b->size;
+					free(b->p);
+				}
 				b->p = NULL;
 				b->size = 0;
 			} else {
@@ -305,9 +357,8 @@ static int replay(const char *path, uint64_t stop)
 				} else {
 					i++;
 				}
-				live -= b->size;
-				do_realloc(blocks, r->slot, (uint32_t)r->size, next->size);
-				live += next->size;
+				live += replay_realloc(blocks, range, r->slot, (uint32_t)r->size,
+						       next->size);
 				done++;
 			}
 			if (live > peak)
@@ -322,15 +373,42 @@ static int replay(const char *path, uint64_t stop)
 	return 0;
 }
 
+/* "LO:HI" in bytes, LO < HI. */
+static bool parse_range(const char *arg, struct size_range *range)
+{
+	char *end;
+
+	range->lo = strtoull(arg, &end, 10);
+	if (end == arg || *end != ':')
+		return false;
+	arg = end + 1;
+	range->hi = strtoull(arg, &end, 10);
+	range->filtered = true;
+	return end != arg && !*end && range->lo < range->hi;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: replay --prepare TRACE OUT\n"
+			"       replay [--stop N] [--sizes LO:HI] OUT\n");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
+	struct size_range range = { .filtered = false };
+	uint64_t stop = UINT64_MAX;
+	int i = 1;
+
 	if (argc == 4 && !strcmp(argv[1], "--prepare"))
 		return prepare(argv[2], argv[3]);
-	if (argc == 4 && !strcmp(argv[1], "--stop"))
-		return replay(argv[3], strtoull(argv[2], NULL, 10));
-	if (argc == 2)
-		return replay(argv[1], UINT64_MAX);
-	fprintf(stderr, "usage: replay --prepare TRACE OUT\n"
-			"       replay [--stop N] OUT\n");
-	return 2;
+	for (; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--stop"))
+			stop = strtoull(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--sizes") || !parse_range(argv[i + 1], &range))
+			return usage();
+	}
+	if (i != argc - 1)
+		return usage();
+	return replay(argv[i], stop, &range);
 }

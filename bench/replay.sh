@@ -3,8 +3,9 @@
 # recorded trace (bench/alloc_trace.c, bench/replay.c); see
 # docs/benchmarks.md#replaying-a-programs-allocations.
 #
-#   bench/replay.sh BUILD_DIR TRACE [RUNS]     (default RUNS: 3)
+#   bench/replay.sh BUILD_DIR TRACE [RUNS [LO:HI]]   (default RUNS: 3)
 #
+# LO:HI replays only the blocks of more than LO and at most HI bytes.
 # Prepares TRACE once, then replays it RUNS times under each allocator,
 # pinned to one CPU (per-CPU caches make an unpinned replay vary), and
 # prints the median peak RSS above the replayer's start, and the ratio to
@@ -14,6 +15,8 @@ set -euo pipefail
 build=${1:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
 trace=${2:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
 runs=${3:-3}
+sizes=()
+[ -n "${4:-}" ] && sizes=(--sizes "$4")
 replay=$build/bench/replay
 
 # shellcheck source=allocators.sh
@@ -28,7 +31,8 @@ trap 'rm -rf "$work"' EXIT
 printf '%-9s %12s %13s %9s\n' allocator peak_live_KiB peak_rss_KiB rss/glibc
 for a in "${names[@]}"; do
 	for ((r = 0; r < runs; r++)); do
-		env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} "${pin[@]}" "$replay" "$work/replay" >>"$work/$a"
+		env ${lib[$a]:+LD_PRELOAD=${lib[$a]}} "${pin[@]}" "$replay" "${sizes[@]}" "$work/replay" \
+			>>"$work/$a"
 	done
 done
 base=$(awk '{print $6}' "$work/glibc" | median)
