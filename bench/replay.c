@@ -210,6 +210,8 @@ static int prepare(const char *trace, const char *path)
 	if (fseek(out, 0, SEEK_SET) != 0 || fwrite(&h, sizeof(h), 1, out) != 1 || fclose(out) != 0)
 		die(path);
 	fclose(in);
+	free(m.table);
+	free(m.free_slots);
 	printf("%s: %llu calls, %llu slots\n", path, (unsigned long long)h.records,
 	       (unsigned long long)h.slots);
 	return 0;
