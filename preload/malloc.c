@@ -40,6 +40,7 @@
 #include <kmm/slab.h>
 #include <kmm/vmalloc.h>
 
+#include "../src/heap.h"
 #include "../src/internal.h"
 #include "../src/kmalloc.h"
 #include "../src/lock.h"
@@ -532,13 +533,17 @@ KMM_API struct mallinfo2 mallinfo2(void)
 	struct mallinfo2 mi;
 	struct kmm_buddyinfo bi;
 	struct kmm_slabinfo si[128];
+	struct heap_stats hs;
 	size_t page = kmm_page_size(), slab_free = 0, arena, used;
 	int n = kmm_slabinfo(si, 128);
 
 	memset(&mi, 0, sizeof(mi));
 	kmm_buddyinfo(&bi);
+	heap_stats(&hs);
 	for (int i = 0; i < n && i < 128; i++)
 		slab_free += (si[i].num_objs - si[i].active_objs) * si[i].stride;
+	/* Free chunks of the heap's spans are free memory too. */
+	slab_free += hs.free_bytes;
 	arena = bi.managed_pages * page;
 	used = (bi.managed_pages - bi.free_pages - bi.pcp_pages) * page;
 	used = used > slab_free ? used - slab_free : 0;

@@ -1260,6 +1260,8 @@ static void count_resident(const struct mem_section *ms, const unsigned char *ve
 		} else if (flags & PG_large_kmalloc) {
 			n = 1UL << page->order;
 			to = &r->run_pages;
+		} else if (flags & PG_heap) {
+			to = &r->run_pages;
 		}
 		for (unsigned long j = i; j < i + n; j++)
 			*to += vec[j];

@@ -33,6 +33,8 @@ enum pageflags {
 	 * size, whole pages, at most the block. Its pages beyond that are zero.
 	 */
 	PG_large_kmalloc = 1u << 4,
+	/* Every page of a span of kmalloc's chunk heap (heap.c). */
+	PG_heap = 1u << 5,
 };
 
 struct page {

@@ -510,6 +510,126 @@ static void kfree_twice_small(void *arg)
 	kfree(p);
 }
 
+/* A chunk of the heap (more than a page, not a power of two). */
+#define HEAP_SIZE (PAGE_SIZE + PAGE_SIZE / 4)
+
+static void kfree_inside_chunk(void *arg)
+{
+	char *p = kmalloc(HEAP_SIZE, GFP_KERNEL);
+
+	sprintf(arg, "%p", (void *)(p + 64));
+	kfree(p + 64);
+}
+
+static void kfree_twice_chunk(void *arg)
+{
+	char *keep = kmalloc(HEAP_SIZE, GFP_KERNEL);	/* the span stays */
+	char *p = kmalloc(HEAP_SIZE, GFP_KERNEL);
+	char *after = kmalloc(HEAP_SIZE, GFP_KERNEL);	/* p merges with nothing */
+
+	(void)keep;
+	(void)after;
+	sprintf(arg, "%p", (void *)p);
+	kfree(p);
+	kfree(p);
+}
+
+/*
+ * Sizes above a page that are not powers of two are chunks of the heap:
+ * 16-byte aligned, the usable size within 16 bytes of the request, and
+ * every byte kept. A freed chunk merges with its free neighbours at once:
+ * three neighbours freed first, last, then middle leave one free chunk,
+ * which a request for all three takes, at the first one's address (a
+ * fourth chunk stays in use, so the span is not emptied).
+ */
+#define HEAP_NEED (HEAP_SIZE + 16)	/* a chunk: a 16-byte header, no padding */
+
+static void test_heap_chunks_merge(void)
+{
+	unsigned char *p[4], *all;
+
+	for (int i = 0; i < 4; i++) {
+		p[i] = kmalloc(HEAP_SIZE, GFP_KERNEL);
+		CHECK(p[i] != NULL);
+		CHECK(((uintptr_t)p[i] & 15) == 0);
+		CHECK_EQ(ksize(p[i]), HEAP_SIZE);
+		memset(p[i], 0x40 + i, HEAP_SIZE);
+	}
+	/* Carved one after the other from an empty heap (every test before freed its blocks). */
+	for (int i = 1; i < 4; i++)
+		CHECK(p[i] == p[i - 1] + HEAP_NEED);
+	for (int i = 0; i < 4; i++)
+		CHECK(p[i][0] == 0x40 + i && p[i][HEAP_SIZE - 1] == 0x40 + i);
+	kfree(p[0]);
+	kfree(p[2]);
+	kfree(p[1]);
+	all = kmalloc(3 * HEAP_NEED - 16, GFP_KERNEL);
+	CHECK(all == p[0]);
+	CHECK_EQ(ksize(all), 3 * HEAP_NEED - 16);
+	CHECK_EQ(p[3][0], 0x43);
+	kfree(all);
+	kfree(p[3]);
+}
+
+/*
+ * krealloc of a chunk grows it into the free chunk after it without a
+ * copy; with that neighbour in use it moves, keeping the contents.
+ */
+static void test_heap_grow_in_place(void)
+{
+	unsigned char *p = kmalloc(HEAP_SIZE, GFP_KERNEL), *q, *r;
+
+	CHECK(p != NULL);
+	memset(p, 0x5a, HEAP_SIZE);
+	q = krealloc(p, 2 * HEAP_SIZE, GFP_KERNEL);
+	CHECK(q == p);
+	CHECK_EQ(ksize(q), 2 * HEAP_SIZE);
+	CHECK(q[HEAP_SIZE - 1] == 0x5a);
+	memset(q, 0x5b, 2 * HEAP_SIZE);
+	r = kmalloc(HEAP_SIZE, GFP_KERNEL);	/* right after q */
+	CHECK(r == q + 2 * HEAP_SIZE + 16);
+	p = krealloc(q, 3 * HEAP_SIZE, GFP_KERNEL);
+	CHECK(p != NULL && p != q);
+	CHECK(p[0] == 0x5b && p[2 * HEAP_SIZE - 1] == 0x5b);
+	kfree(p);
+	kfree(r);
+}
+
+/*
+ * Powers of two above a page keep their natural alignment (their class),
+ * and when every chunk is free the heap's spans go back to the zone but
+ * one kept for the next burst.
+ */
+static void test_heap_spans_given_back(void)
+{
+	static void *chunks[256];
+	struct kmm_buddyinfo before, after;
+	unsigned long used_before, used_after;
+
+	for (size_t size = 2 * PAGE_SIZE; size <= 4 * PAGE_SIZE; size *= 2) {
+		void *p = kmalloc(size, GFP_KERNEL);
+
+		CHECK(p != NULL);
+		CHECK(((uintptr_t)p & (size - 1)) == 0);
+		kfree(p);
+	}
+	kmm_drain_all_pages();
+	kmm_buddyinfo(&before);
+	for (int i = 0; i < 256; i++) {
+		chunks[i] = kmalloc(3 * PAGE_SIZE - 100, GFP_KERNEL);
+		CHECK(chunks[i] != NULL);
+		memset(chunks[i], 1, 3 * PAGE_SIZE - 100);
+	}
+	for (int i = 0; i < 256; i++)
+		kfree(chunks[i]);
+	kmm_drain_all_pages();
+	kmm_buddyinfo(&after);
+	used_before = before.managed_pages - before.free_pages - before.pcp_pages;
+	used_after = after.managed_pages - after.free_pages - after.pcp_pages;
+	/* At most the one spare span of 64 pages stays. */
+	CHECK(used_after <= used_before + 64);
+}
+
 static void test_bad_kfree(void)
 {
 	static const struct {
@@ -521,6 +641,8 @@ static void test_bad_kfree(void)
 		{ kfree_twice_run, "not the start of an allocation" },
 		{ kfree_twice_big, "invalid pointer: kmm never gave out this address" },
 		{ kfree_twice_small, "double free" },
+		{ kfree_inside_chunk, "not the start of an allocation" },
+		{ kfree_twice_chunk, "double free" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		check_abort_report(cases[i].expect, cases[i].fn, cases[i].expect);
@@ -530,6 +652,9 @@ int main(void)
 {
 	RUN(test_zero_and_null);
 	RUN(test_size_classes);
+	RUN(test_heap_chunks_merge);
+	RUN(test_heap_grow_in_place);
+	RUN(test_heap_spans_given_back);
 	RUN(test_kzalloc_after_dirty_use);
 	RUN(test_overflow);
 	RUN(test_krealloc);

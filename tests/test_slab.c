@@ -509,7 +509,7 @@ static void test_kmalloc_cache_on_demand(void)
 {
 	static char buf[65536];
 	char name[32];
-	size_t size = 3 * PAGE_SIZE + PAGE_SIZE / 2;	/* the 3.5-page class, unused so far */
+	size_t size = PAGE_SIZE - PAGE_SIZE / 8;	/* the 7/8-page class, unused so far */
 
 	snprintf(name, sizeof(name), "\nkmalloc-%zu ", size);
 	read_slabinfo(buf, sizeof(buf));

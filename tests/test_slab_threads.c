@@ -1,6 +1,6 @@
 /*
  * Producers allocate, consumers on other threads check and free: every free
- * is remote. Plus thread churn: thousands of short-lived threads must not
+ * is remote (slab objects and chunks of kmalloc's heap). Plus thread churn: thousands of short-lived threads must not
  * grow memory without bound, and kmm_resident() beside a thread that makes
  * and discards slabs. Runs under ThreadSanitizer, in both modes.
  */
@@ -73,8 +73,12 @@ static void *producer(void *arg)
 	uint64_t seed = (uintptr_t)arg * 977 + 1;
 
 	for (int i = 0; i < per_producer; i++) {
-		bool from_cache = test_rand(&seed) % 4 == 0;
-		size_t size = from_cache ? 128 : sizeof(struct item) + test_rand(&seed) % 2000;
+		unsigned int kind = (unsigned int)(test_rand(&seed) % 8);
+		bool from_cache = kind < 2;
+		/* One in eight is a chunk of kmalloc's heap (one to three pages). */
+		size_t size = from_cache ? 128 : kind == 7 ?
+			      PAGE_SIZE + 16 + test_rand(&seed) % (2 * PAGE_SIZE) :
+			      sizeof(struct item) + test_rand(&seed) % 2000;
 		struct item *it = from_cache ? kmem_cache_alloc(item_cache, GFP_KERNEL)
 					     : kmalloc(size, GFP_KERNEL);
 		unsigned char *bytes = (unsigned char *)it;

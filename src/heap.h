@@ -1,0 +1,33 @@
+/*
+ * heap.h - kmalloc's chunk heap (heap.c): blocks of more than one page and
+ * at most kmalloc's largest class that are not powers of two.
+ */
+#ifndef KMM_HEAP_H
+#define KMM_HEAP_H
+
+#include <stddef.h>
+
+#include <kmm/gfp.h>
+
+#pragma GCC visibility push(hidden)
+
+struct heap_stats {
+	unsigned long spans;		/* spans mapped from the page allocator, the spare one included */
+	unsigned long used_bytes;	/* in chunks handed out, headers included */
+	unsigned long free_bytes;	/* the rest of the spans */
+};
+
+/* size bytes, 16-byte aligned; NULL with errno = ENOMEM. */
+void *heap_alloc(size_t size, gfp_t gfp);
+/* Frees a chunk; reports (as who) and aborts for anything else. */
+void heap_free(const void *p, const char *who);
+size_t heap_usable_size(const void *p, const char *who);
+/* Grows a chunk to size bytes where it lies, if the free chunk after it has room. */
+bool heap_grow_in_place(const void *p, size_t size);
+/* Gives the spare empty span back; the pages given back. */
+unsigned long heap_trim(void);
+void heap_stats(struct heap_stats *st);
+
+#pragma GCC visibility pop
+
+#endif
