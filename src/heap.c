@@ -399,18 +399,49 @@ size_t heap_usable_size(const void *p, const char *who)
 	return size;
 }
 
+/*
+ * heap_lock held: gives back the pages wholly inside free chunks' payloads
+ * beyond the bin links, as glibc's malloc_trim does with its free chunks.
+ * They read as zeros when next used. Returns the pages given back (or
+ * given back before: the kernel keeps no count of which still were).
+ */
+static unsigned long release_free_interiors(void)
+{
+	unsigned long pages = 0;
+
+	for (int b = 0; b < HEAP_NR_BINS; b++) {
+		for (struct list_head *e = heap_bins[b].next; e != &heap_bins[b]; e = e->next) {
+			struct heap_chunk *c = list_entry(e, struct heap_chunk, link);
+			uintptr_t from = ((uintptr_t)c + sizeof(*c) + os_page_size - 1) &
+					 ~(uintptr_t)(os_page_size - 1);
+			uintptr_t to = ((uintptr_t)c + c->size) & ~(uintptr_t)(os_page_size - 1);
+
+			if (to > from) {
+				os_release((void *)from, to - from);
+				pages += (to - from) >> os_page_shift;
+			}
+		}
+	}
+	return pages;
+}
+
+/* malloc_trim(): the spare span and the free chunks' inner pages go back. */
 unsigned long heap_trim(void)
 {
 	struct page *spare;
+	unsigned long pages;
 
+	pthread_once(&heap_once, heap_setup);
 	kmm_lock(&heap_lock);
 	spare = heap_spare;
 	heap_spare = NULL;
+	pages = release_free_interiors();
 	kmm_unlock(&heap_lock);
-	if (!spare)
-		return 0;
-	span_free(spare);
-	return 1UL << HEAP_SPAN_ORDER;
+	if (spare) {
+		span_free(spare);
+		pages += 1UL << HEAP_SPAN_ORDER;
+	}
+	return pages;
 }
 
 void heap_stats(struct heap_stats *st)

@@ -298,6 +298,43 @@ static void test_realloc_releases_moved_run(void)
 	free(q);
 }
 
+/*
+ * malloc_trim gives back the pages inside free chunks of kmalloc's chunk
+ * heap (blocks of one to four pages that are not powers of two), as glibc's
+ * gives back its free chunks' pages: every other block of a row freed, the
+ * whole pages inside the freed ones are no longer resident, and the blocks
+ * still live keep their contents.
+ */
+static void test_trim_releases_free_chunks(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), size = 3 * page + page / 2;
+	unsigned char *p[16];
+	int whole, resident = 0, wholes = 0;
+
+	for (int i = 0; i < 16; i++) {
+		p[i] = malloc(size);
+		CHECK(p[i] != NULL);
+		memset(p[i], 0x20 + i, size);
+	}
+	for (int i = 0; i < 16; i += 2)
+		free(p[i]);
+	malloc_trim(0);
+	for (int i = 0; i < 16; i += 2) {
+		int n = resident_pages_within((char *)p[i] + 64, (char *)p[i] + size, &whole);
+
+		CHECK(n >= 0);
+		resident += n;
+		wholes += whole;
+	}
+	CHECK(wholes >= 8 * 2);
+	CHECK_EQ(resident, 0);
+	for (int i = 1; i < 16; i += 2) {
+		CHECK_EQ(p[i][0], 0x20 + i);
+		CHECK_EQ(p[i][size - 1], 0x20 + i);
+		free(p[i]);
+	}
+}
+
 static void test_aligned(void)
 {
 	void *p;
@@ -684,6 +721,7 @@ int main(void)
 	RUN(test_calloc);
 	RUN(test_realloc);
 	RUN(test_realloc_releases_moved_run);
+	RUN(test_trim_releases_free_chunks);
 	RUN(test_aligned);
 	RUN(test_extras);
 	RUN(test_malloc_stats);
