@@ -437,7 +437,22 @@ static void *alloc_loop(void *arg)
 	uint64_t seed = (uintptr_t)arg;
 
 	while (!atomic_load(&stop)) {
-		void *p = malloc(test_rand(&seed) % 5000);
+		/* Up to three pages: slab objects and chunks of kmalloc's heap. */
+		void *p = malloc(test_rand(&seed) % (3 * (size_t)sysconf(_SC_PAGESIZE)));
+
+		free(p);
+	}
+	return NULL;
+}
+
+/* Chunks of kmalloc's heap only (one to three pages): its lock is taken most of the time. */
+static void *heap_loop(void *arg)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uint64_t seed = (uintptr_t)arg;
+
+	while (!atomic_load(&stop)) {
+		void *p = malloc(page + 16 + test_rand(&seed) % (2 * page));
 
 		free(p);
 	}
@@ -446,7 +461,7 @@ static void *alloc_loop(void *arg)
 
 static void test_fork_stdio(void)
 {
-	pthread_t t[3];
+	pthread_t t[4];
 	int forks = 300;
 
 	shared_file = tmpfile();
@@ -458,6 +473,7 @@ static void test_fork_stdio(void)
 	CHECK(pthread_create(&t[0], NULL, getline_loop, NULL) == 0);
 	CHECK(pthread_create(&t[1], NULL, flush_loop, NULL) == 0);
 	CHECK(pthread_create(&t[2], NULL, alloc_loop, (void *)7) == 0);
+	CHECK(pthread_create(&t[3], NULL, heap_loop, (void *)11) == 0);
 	alarm(120); /* a deadlock fails the test instead of hanging it */
 	for (int i = 0; i < forks; i++) {
 		int status;
@@ -469,6 +485,8 @@ static void test_fork_stdio(void)
 
 			snprintf(p, 1000, "child %d", i);
 			free(strdup(p));
+			/* A heap chunk: the heap's lock was taken over the fork. */
+			free(malloc(2 * (size_t)sysconf(_SC_PAGESIZE) + 100 + (size_t)i));
 			_exit(0);
 		}
 		CHECK(waitpid(pid, &status, 0) == pid);
@@ -476,7 +494,7 @@ static void test_fork_stdio(void)
 	}
 	alarm(0);
 	atomic_store(&stop, true);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
 	fclose(shared_file);
 }
