@@ -49,6 +49,7 @@
 #define HEAP_NR_BINS 64		/* the last holds every chunk of 32 KiB and more */
 #define HEAP_MIN_CHUNK 32	/* a header and the list links of a free chunk */
 
+#define HEAP_CLEAN 0xffffffffu	/* a free chunk whose inner pages went back */
 #define CHUNK_USED 0x6b6d6d75u	/* "kmmu" */
 #define CHUNK_FREE 0x6b6d6d66u	/* "kmmf" */
 
@@ -56,7 +57,7 @@ struct heap_chunk {
 	uint32_t size;		/* bytes, this header included; a multiple of 16 */
 	uint32_t prev_size;	/* the previous chunk's size; 0 for a span's first */
 	uint32_t state;		/* CHUNK_USED or CHUNK_FREE */
-	uint32_t unused;
+	uint32_t freed_epoch;	/* free: the decay epoch it went free in; HEAP_CLEAN once released */
 	struct list_head link;	/* a free chunk's place in its bin (payload) */
 };
 
@@ -68,6 +69,16 @@ static uint64_t heap_bin_mask;		/* bit b: bin b is not empty */
 /* One span whose chunks all went free, kept so that a loop does not map one each time. */
 static struct page *heap_spare;
 static unsigned long heap_spans, heap_used_bytes;
+/*
+ * Decay: a free chunk's inner pages go back to the OS once the chunk has
+ * stayed free through a whole decay period (the page allocator's decay_ms),
+ * so a program that freed most of a burst but keeps a few chunks in each
+ * span does not keep the rest resident for good. heap_epoch counts the
+ * periods; a purge releases the chunks freed before the current one.
+ */
+static uint32_t heap_epoch, heap_spare_epoch;
+static unsigned long heap_purged_ms;
+#define HEAP_DECAY_MIN_MS 10
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
 
 static size_t span_bytes(void)
@@ -184,8 +195,11 @@ static void note_written(struct heap_chunk *c, size_t len)
 		head->private = end;
 }
 
-/* c keeps need of its bytes; what is left, if it can be a chunk, becomes a free one. */
-static void split_rest(struct heap_chunk *c, size_t need)
+/*
+ * c keeps need of its bytes; what is left, if it can be a chunk, becomes a
+ * free one, as dirty as the free space it was (epoch).
+ */
+static void split_rest(struct heap_chunk *c, size_t need, uint32_t epoch)
 {
 	size_t rest = c->size - need;
 	struct heap_chunk *r;
@@ -196,6 +210,7 @@ static void split_rest(struct heap_chunk *c, size_t need)
 	r->prev_size = (uint32_t)need;
 	set_size(r, rest);
 	c->size = (uint32_t)need;
+	r->freed_epoch = epoch;
 	bin_add(r);
 	note_written(r, HEAP_MIN_CHUNK);
 }
@@ -203,7 +218,7 @@ static void split_rest(struct heap_chunk *c, size_t need)
 /* Hands out need bytes of the free chunk c (off its bin). */
 static void *carve(struct heap_chunk *c, size_t need)
 {
-	split_rest(c, need);
+	split_rest(c, need, c->freed_epoch);
 	c->state = CHUNK_USED;
 	note_written(c, c->size);
 	heap_used_bytes += c->size;
@@ -238,6 +253,7 @@ static struct heap_chunk *span_new(gfp_t gfp)
 	c->prev_size = 0;
 	c->size = (uint32_t)span_bytes();
 	c->state = CHUNK_FREE;
+	c->freed_epoch = dirty ? heap_epoch : HEAP_CLEAN;
 	if (head->private < HEAP_MIN_CHUNK)
 		head->private = HEAP_MIN_CHUNK;
 	return c;
@@ -251,6 +267,68 @@ static void span_free(struct page *head)
 	span_mark(head, PG_heap, false);
 	head->private = 0;
 	page_free_run(head, dirty);
+}
+
+/* ---------------------------------------------------------------------------
+ * Giving memory back
+ */
+
+/*
+ * heap_lock held: gives back the pages wholly inside the payloads of the
+ * free chunks that went free before epoch limit and are not clean yet,
+ * beyond their bin links; they read as zeros when next used. Under the
+ * lock: a chunk released outside it could be handed out meanwhile.
+ * Returns the pages given back.
+ */
+static unsigned long release_free_interiors(uint32_t limit)
+{
+	unsigned long pages = 0;
+
+	for (int b = 0; b < HEAP_NR_BINS; b++) {
+		for (struct list_head *e = heap_bins[b].next; e != &heap_bins[b]; e = e->next) {
+			struct heap_chunk *c = list_entry(e, struct heap_chunk, link);
+			uintptr_t from = ((uintptr_t)c + sizeof(*c) + os_page_size - 1) &
+					 ~(uintptr_t)(os_page_size - 1);
+			uintptr_t to = ((uintptr_t)c + c->size) & ~(uintptr_t)(os_page_size - 1);
+
+			if (c->freed_epoch == HEAP_CLEAN || c->freed_epoch >= limit)
+				continue;
+			c->freed_epoch = HEAP_CLEAN;
+			if (to > from) {
+				os_release((void *)from, to - from);
+				pages += (to - from) >> os_page_shift;
+			}
+		}
+	}
+	return pages;
+}
+
+/*
+ * heap_lock held, after an allocation or a free: once per decay period (at least every
+ * HEAP_DECAY_MIN_MS), the chunks that stayed free through the last whole
+ * period give their inner pages back, and so does a spare span that stayed
+ * empty as long; returns that span, for the caller to free unlocked.
+ */
+static struct page *heap_decay(void)
+{
+	long decay = page_decay_ms();
+	unsigned long now, every;
+	struct page *spare = NULL;
+
+	if (decay < 0)
+		return NULL;
+	every = decay > HEAP_DECAY_MIN_MS ? (unsigned long)decay : HEAP_DECAY_MIN_MS;
+	now = kmm_now_ms();
+	if (now - heap_purged_ms < every)
+		return NULL;
+	heap_purged_ms = now;
+	release_free_interiors(heap_epoch);
+	if (heap_spare && heap_spare_epoch < heap_epoch) {
+		spare = heap_spare;
+		heap_spare = NULL;
+	}
+	heap_epoch++;
+	return spare;
 }
 
 /* ---------------------------------------------------------------------------
@@ -270,6 +348,7 @@ void *heap_alloc(size_t size, gfp_t gfp)
 {
 	size_t need = (size + HEAP_HEADER + 15) & ~(size_t)15;
 	struct heap_chunk *c;
+	struct page *idle;
 	void *p;
 
 	pthread_once(&heap_once, heap_setup);
@@ -291,7 +370,10 @@ void *heap_alloc(size_t size, gfp_t gfp)
 		heap_spans++;
 	}
 	p = carve(c, need);
+	idle = heap_decay();
 	kmm_unlock(&heap_lock);
+	if (idle)
+		span_free(idle);
 	if (gfp & __GFP_ZERO)
 		memset(p, 0, need - HEAP_HEADER);
 	return p;
@@ -327,7 +409,7 @@ static struct heap_chunk *chunk_of(const void *p, const char *who)
 void heap_free(const void *p, const char *who)
 {
 	struct heap_chunk *c, *n, *prev;
-	struct page *empty = NULL;
+	struct page *empty = NULL, *idle;
 
 	kmm_lock(&heap_lock);
 	c = chunk_of(p, who);
@@ -345,20 +427,25 @@ void heap_free(const void *p, const char *who)
 		set_size(prev, prev->size + c->size);
 		c = prev;
 	}
+	c->freed_epoch = heap_epoch;
 	if (c->size == span_bytes()) {
 		empty = addr_to_page(c);
 		heap_spans--;
 		if (!heap_spare) {
 			heap_spare = empty;
+			heap_spare_epoch = heap_epoch;
 			empty = NULL;
 			c->state = CHUNK_FREE;
 		}
 	} else {
 		bin_add(c);
 	}
+	idle = heap_decay();
 	kmm_unlock(&heap_lock);
 	if (empty)
 		span_free(empty);
+	if (idle)
+		span_free(idle);
 }
 
 /*
@@ -376,11 +463,13 @@ bool heap_grow_in_place(const void *p, size_t size)
 	c = chunk_of(p, "realloc");
 	n = next_chunk(c);
 	if (n && n->state == CHUNK_FREE && c->size + n->size >= need) {
+		uint32_t epoch = n->freed_epoch;
+
 		bin_del(n);
 		n->state = 0;
 		heap_used_bytes -= c->size;
 		set_size(c, c->size + n->size);
-		split_rest(c, need);
+		split_rest(c, need, epoch);
 		note_written(c, c->size);
 		heap_used_bytes += c->size;
 		ok = true;
@@ -399,32 +488,6 @@ size_t heap_usable_size(const void *p, const char *who)
 	return size;
 }
 
-/*
- * heap_lock held: gives back the pages wholly inside free chunks' payloads
- * beyond the bin links, as glibc's malloc_trim does with its free chunks.
- * They read as zeros when next used. Returns the pages given back (or
- * given back before: the kernel keeps no count of which still were).
- */
-static unsigned long release_free_interiors(void)
-{
-	unsigned long pages = 0;
-
-	for (int b = 0; b < HEAP_NR_BINS; b++) {
-		for (struct list_head *e = heap_bins[b].next; e != &heap_bins[b]; e = e->next) {
-			struct heap_chunk *c = list_entry(e, struct heap_chunk, link);
-			uintptr_t from = ((uintptr_t)c + sizeof(*c) + os_page_size - 1) &
-					 ~(uintptr_t)(os_page_size - 1);
-			uintptr_t to = ((uintptr_t)c + c->size) & ~(uintptr_t)(os_page_size - 1);
-
-			if (to > from) {
-				os_release((void *)from, to - from);
-				pages += (to - from) >> os_page_shift;
-			}
-		}
-	}
-	return pages;
-}
-
 /* malloc_trim(): the spare span and the free chunks' inner pages go back. */
 unsigned long heap_trim(void)
 {
@@ -435,7 +498,7 @@ unsigned long heap_trim(void)
 	kmm_lock(&heap_lock);
 	spare = heap_spare;
 	heap_spare = NULL;
-	pages = release_free_interiors();
+	pages = release_free_interiors(HEAP_CLEAN);
 	kmm_unlock(&heap_lock);
 	if (spare) {
 		span_free(spare);

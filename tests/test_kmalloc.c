@@ -630,6 +630,61 @@ static void test_heap_spans_given_back(void)
 	CHECK(used_after <= used_before + 64);
 }
 
+/*
+ * The heap's decay: chunks that stay free through a whole decay period give
+ * their inner pages back with no malloc_trim, while the chunks still in use
+ * keep the spans. A burst of 3.5-page chunks freed but for every tenth,
+ * then two allocations a period apart (each runs the decay check).
+ */
+#define NR_DECAY_CHUNKS 100
+
+static bool overlaps(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static void test_heap_decay(void)
+{
+	static unsigned char *c[NR_DECAY_CHUNKS];
+	size_t size = 3 * PAGE_SIZE + PAGE_SIZE / 2;
+	long old = kmm_page_decay_ms(20);
+	unsigned char *t[2];
+	int checked = 0;
+
+	for (int i = 0; i < NR_DECAY_CHUNKS; i++) {
+		c[i] = kmalloc(size, GFP_KERNEL);
+		CHECK(c[i] != NULL);
+		memset(c[i], 1, size);
+	}
+	for (int i = 0; i < NR_DECAY_CHUNKS; i++) {
+		if (i % 10)
+			kfree(c[i]);
+	}
+	for (int k = 0; k < 2; k++) {
+		usleep(60 * 1000);
+		t[k] = kmalloc(size, GFP_KERNEL);
+		CHECK(t[k] != NULL);
+	}
+	for (int i = 0; i < NR_DECAY_CHUNKS; i++) {
+		/* The whole pages inside the freed chunk, clear of its header and links. */
+		uintptr_t from = ((uintptr_t)c[i] + 64 + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
+		uintptr_t to = ((uintptr_t)c[i] + size) & ~(uintptr_t)(PAGE_SIZE - 1);
+
+		if (!(i % 10) || overlaps(c[i], size, t[0], size) || overlaps(c[i], size, t[1], size))
+			continue;
+		CHECK(range_not_resident((void *)from, to - from));
+		checked++;
+	}
+	CHECK(checked >= NR_DECAY_CHUNKS / 2);
+	for (int i = 0; i < NR_DECAY_CHUNKS; i += 10)
+		CHECK(c[i][0] == 1 && c[i][size - 1] == 1);
+	kfree(t[0]);
+	kfree(t[1]);
+	for (int i = 0; i < NR_DECAY_CHUNKS; i += 10)
+		kfree(c[i]);
+	kmm_page_decay_ms(old);
+}
+
 static void test_bad_kfree(void)
 {
 	static const struct {
@@ -655,6 +710,7 @@ int main(void)
 	RUN(test_heap_chunks_merge);
 	RUN(test_heap_grow_in_place);
 	RUN(test_heap_spans_given_back);
+	RUN(test_heap_decay);
 	RUN(test_kzalloc_after_dirty_use);
 	RUN(test_overflow);
 	RUN(test_krealloc);
