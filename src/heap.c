@@ -253,7 +253,8 @@ static struct heap_chunk *span_new(gfp_t gfp)
 	c->prev_size = 0;
 	c->size = (uint32_t)span_bytes();
 	c->state = CHUNK_FREE;
-	c->freed_epoch = dirty ? heap_epoch : HEAP_CLEAN;
+	/* Clean, or dirty as of the epoch its caller stamps under the lock. */
+	c->freed_epoch = dirty ? 0 : HEAP_CLEAN;
 	if (head->private < HEAP_MIN_CHUNK)
 		head->private = HEAP_MIN_CHUNK;
 	return c;
@@ -304,10 +305,11 @@ static unsigned long release_free_interiors(uint32_t limit)
 }
 
 /*
- * heap_lock held, after an allocation or a free: once per decay period (at least every
- * HEAP_DECAY_MIN_MS), the chunks that stayed free through the last whole
- * period give their inner pages back, and so does a spare span that stayed
- * empty as long; returns that span, for the caller to free unlocked.
+ * heap_lock held, after an allocation or a free: once per decay period (at
+ * least every HEAP_DECAY_MIN_MS), the chunks that stayed free through the
+ * last whole period give their inner pages back, and so does a spare span
+ * that stayed empty as long; returns that span, for the caller to free
+ * unlocked.
  */
 static struct page *heap_decay(void)
 {
@@ -368,6 +370,8 @@ void *heap_alloc(size_t size, gfp_t gfp)
 		}
 		heap_lock_for(gfp);
 		heap_spans++;
+		if (c->freed_epoch != HEAP_CLEAN)
+			c->freed_epoch = heap_epoch;
 	}
 	p = carve(c, need);
 	idle = heap_decay();

@@ -1,8 +1,9 @@
 /*
  * Producers allocate, consumers on other threads check and free: every free
  * is remote (slab objects and chunks of kmalloc's heap). Plus thread churn: thousands of short-lived threads must not
- * grow memory without bound, and kmm_resident() beside a thread that makes
- * and discards slabs. Runs under ThreadSanitizer, in both modes.
+ * grow memory without bound, kmm_resident() beside a thread that makes and
+ * discards slabs, and kmalloc's chunk heap on four threads while its decay
+ * runs. Runs under ThreadSanitizer, in both modes.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -233,10 +234,59 @@ static void test_resident_while_slabs_change(void)
 	kmem_cache_destroy(s);
 }
 
+/*
+ * kmalloc's chunk heap on four threads at once, with a decay period of 10
+ * ms so that purges (which give free chunks' pages back) run among the
+ * allocations: every live chunk must keep its bytes, and the thread
+ * sanitizer run checks the locking.
+ */
+#define HEAP_THREADS 4
+#define HEAP_LIVE 16
+#define HEAP_ROUNDS 6000
+
+static void *heap_worker(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg * 7919 + 3;
+	unsigned char *live[HEAP_LIVE] = { 0 };
+	size_t size[HEAP_LIVE] = { 0 };
+
+	for (int r = 0; r < HEAP_ROUNDS; r++) {
+		unsigned int k = (unsigned int)(test_rand(&seed) % HEAP_LIVE);
+		unsigned char mark = (unsigned char)(k + 1);
+
+		if (live[k]) {
+			CHECK_EQ(live[k][0], mark);
+			CHECK_EQ(live[k][size[k] / 2], mark);
+			CHECK_EQ(live[k][size[k] - 1], mark);
+			kfree(live[k]);
+		}
+		size[k] = PAGE_SIZE + 16 + test_rand(&seed) % (2 * PAGE_SIZE);
+		live[k] = kmalloc(size[k], GFP_KERNEL);
+		CHECK(live[k] != NULL);
+		memset(live[k], mark, size[k]);
+	}
+	for (int k = 0; k < HEAP_LIVE; k++)
+		kfree(live[k]);
+	return NULL;
+}
+
+static void test_heap_threads(void)
+{
+	pthread_t t[HEAP_THREADS];
+	long old = kmm_page_decay_ms(10);
+
+	for (long i = 0; i < HEAP_THREADS; i++)
+		CHECK(pthread_create(&t[i], NULL, heap_worker, (void *)i) == 0);
+	for (int i = 0; i < HEAP_THREADS; i++)
+		CHECK(pthread_join(t[i], NULL) == 0);
+	kmm_page_decay_ms(old);
+}
+
 int main(void)
 {
 	RUN(test_producer_consumer);
 	RUN(test_thread_churn);
 	RUN(test_resident_while_slabs_change);
+	RUN(test_heap_threads);
 	return 0;
 }
