@@ -103,10 +103,12 @@ static void test_foreign_addresses(void)
  * still be found, through an address anywhere in it, both before and after
  * the sections are given back and mapped again. 64-bit only (16 GiB of
  * address space with 4 KiB pages); a refused mapping ends the first round.
- * Where the first round was cut short so, the second may be too: qemu-user
- * emulating 16 KiB pages on a loaded machine refuses mappings at random
- * (between 2500 and 4127 sections in four parallel runs, then none at all
- * after the unmapping); natively the second round must map them all again.
+ * Where the first round was cut short so, or under emulation
+ * (KMM_TEST_EMULATED, set for cross builds), the second may be too:
+ * qemu-user emulating 16 KiB pages on a loaded machine refuses mappings at
+ * random (between 2500 and 4127 sections in four parallel runs, then none
+ * at all after the unmapping; in another run all 4160 first, then 3214).
+ * Natively the second round must map them all again.
  */
 static void test_many_sections(void)
 {
@@ -134,7 +136,7 @@ static void test_many_sections(void)
 		}
 		if (!round) {
 			n = first = got;
-			refused = got < WANT;
+			refused = got < WANT || getenv("KMM_TEST_EMULATED");
 		}
 		if (refused)
 			CHECK(got <= n);
