@@ -12,7 +12,9 @@
  * freed chunk merges with its free neighbours at once, an allocation takes
  * the best-fitting free chunk (within 512 bytes) and splits off the rest,
  * and a span whose chunks are all free goes back to the page allocator.
- * Powers of two keep their natural alignment as page runs (kmalloc.c).
+ * Free chunks that stay free through a decay period give their inner pages
+ * back to the OS. Powers of two keep their slab class, for their natural
+ * alignment (kmalloc.c).
  *
  * A chunk is a 16-byte header and its payload: the chunk's size and the
  * size of the chunk before it in the span (0 for the first), so that a free
