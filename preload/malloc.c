@@ -394,6 +394,9 @@ KMM_API void *realloc(void *p, size_t size)
 	if (is_boot(p))
 		return realloc_move(p, boot_size(p), size);
 	old = kmalloc_usable_size(p, "realloc");
+	/* A chunk of kmalloc's heap shrinks where it lies. */
+	if (rounded <= old && kmalloc_shrink_in_place(p, rounded))
+		return p;
 	/* Fits: stay, unless a large block would keep more than twice what it needs. */
 	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
 		return p;

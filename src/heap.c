@@ -484,6 +484,35 @@ bool heap_grow_in_place(const void *p, size_t size)
 	return ok;
 }
 
+/*
+ * realloc's shrink: a chunk that would keep a free chunk's worth or more
+ * beyond size gives that tail back, merged with a free chunk after it, as
+ * glibc's realloc does.
+ */
+void heap_shrink_in_place(const void *p, size_t size)
+{
+	size_t need = (size + HEAP_HEADER + 15) & ~(size_t)15;
+	struct heap_chunk *c, *r, *n;
+
+	kmm_lock(&heap_lock);
+	c = chunk_of(p, "realloc");
+	if (c->size >= need + HEAP_MIN_CHUNK) {
+		heap_used_bytes -= c->size - need;
+		split_rest(c, need, heap_epoch);
+		r = next_chunk(c);
+		n = next_chunk(r);
+		if (n && n->state == CHUNK_FREE) {
+			bin_del(r);
+			bin_del(n);
+			n->state = 0;
+			set_size(r, r->size + n->size);
+			r->freed_epoch = heap_epoch;
+			bin_add(r);
+		}
+	}
+	kmm_unlock(&heap_lock);
+}
+
 size_t heap_usable_size(const void *p, const char *who)
 {
 	size_t size;

@@ -24,6 +24,8 @@ void heap_free(const void *p, const char *who);
 size_t heap_usable_size(const void *p, const char *who);
 /* Grows a chunk to size bytes where it lies, if the free chunk after it has room. */
 bool heap_grow_in_place(const void *p, size_t size);
+/* Shrinks a chunk to size bytes where it lies, giving the tail back if it can be a chunk. */
+void heap_shrink_in_place(const void *p, size_t size);
 /* Gives back the spare empty span and the pages inside free chunks; how many. */
 unsigned long heap_trim(void);
 void heap_stats(struct heap_stats *st);

@@ -543,6 +543,21 @@ bool kmalloc_grow_in_place(const void *p, size_t new_size)
 	return true;
 }
 
+/*
+ * realloc's shrink where the block lies: a chunk of the heap gives its tail
+ * back (false, nothing done, for anything else: slab objects stay in their
+ * class, page runs and vmalloc areas have their own rules).
+ */
+bool kmalloc_shrink_in_place(const void *p, size_t new_size)
+{
+	struct page *page = addr_to_page(p);
+
+	if (!page || !(page_flags(page) & PG_heap))
+		return false;
+	heap_shrink_in_place(p, new_size);
+	return true;
+}
+
 KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)
 {
 	size_t old_size;

@@ -41,6 +41,7 @@ size_t kmalloc_usable_size(const void *p, const char *who);
 void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp);
 unsigned long kmalloc_trim(void);
 bool kmalloc_grow_in_place(const void *p, size_t new_size);
+bool kmalloc_shrink_in_place(const void *p, size_t new_size);
 
 /* 1 <= size <= KMALLOC_TABLE_MAX. NULL: take kmalloc_slow(). */
 static inline void *kmalloc_fast(size_t size)

@@ -305,6 +305,35 @@ static void test_realloc_releases_moved_run(void)
  * whole pages inside the freed ones are no longer resident, and the blocks
  * still live keep their contents.
  */
+/*
+ * realloc shrinking a chunk of kmalloc's heap (1-4 pages, not a power of
+ * two) keeps it where it is and gives the tail back, as glibc does: the
+ * usable size follows the request, the bytes kept are intact, and the
+ * freed tail serves the next request that fits in it.
+ */
+static void test_realloc_shrinks_chunk(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), big = 3 * page + page / 2;
+	size_t small = page + page / 4;
+	unsigned char *guard, *p = malloc(big), *q, *tail;
+
+	CHECK(p != NULL);
+	guard = malloc(big);	/* the tail cannot merge past p's neighbour */
+	CHECK(guard != NULL);
+	memset(p, 0x6d, big);
+	q = realloc(p, small);
+	CHECK(q == p);
+	CHECK(malloc_usable_size(q) >= small && malloc_usable_size(q) < small + 32);
+	CHECK_EQ(q[0], 0x6d);
+	CHECK_EQ(q[small - 1], 0x6d);
+	tail = malloc(big - small - 64);
+	CHECK(tail != NULL);
+	CHECK(tail > q && tail < q + big);
+	free(tail);
+	free(q);
+	free(guard);
+}
+
 static void test_trim_releases_free_chunks(void)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), size = 3 * page + page / 2;
@@ -740,6 +769,7 @@ int main(void)
 	RUN(test_realloc);
 	RUN(test_realloc_releases_moved_run);
 	RUN(test_trim_releases_free_chunks);
+	RUN(test_realloc_shrinks_chunk);
 	RUN(test_aligned);
 	RUN(test_extras);
 	RUN(test_malloc_stats);
