@@ -625,5 +625,6 @@ __attribute__((destructor)) static void malloc_exit_stats(void)
 	kmm_show_buddyinfo(2);
 	kmm_show_resident(2);
 	kmm_show_slabinfo(2);
+	heap_show(2);
 	kmm_show_vmallocinfo(2);
 }

@@ -542,6 +542,15 @@ unsigned long heap_trim(void)
 	return pages;
 }
 
+void heap_show(int fd)
+{
+	struct heap_stats st;
+
+	heap_stats(&st);
+	kmm_dprint(fd, "kmalloc heap: spans %lu, in use %lu KiB, free %lu KiB\n", st.spans,
+		   st.used_bytes >> 10, st.free_bytes >> 10);
+}
+
 void heap_stats(struct heap_stats *st)
 {
 	kmm_lock(&heap_lock);

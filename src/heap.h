@@ -29,6 +29,8 @@ void heap_shrink_in_place(const void *p, size_t size);
 /* Gives back the spare empty span and the pages inside free chunks; how many. */
 unsigned long heap_trim(void);
 void heap_stats(struct heap_stats *st);
+/* "kmalloc heap: spans N, in use N KiB, free N KiB" on fd (KMM_OPTIONS=stats=1). */
+void heap_show(int fd);
 
 #pragma GCC visibility pop
 
