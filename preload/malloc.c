@@ -394,8 +394,13 @@ KMM_API void *realloc(void *p, size_t size)
 	if (is_boot(p))
 		return realloc_move(p, boot_size(p), size);
 	old = kmalloc_usable_size(p, "realloc");
-	/* A chunk of kmalloc's heap shrinks where it lies. */
-	if (rounded <= old && kmalloc_shrink_in_place(p, rounded))
+	/*
+	 * A chunk of kmalloc's heap (one to four pages) gives back a tail it no
+	 * longer needs. The size test first: page runs that still fit, a
+	 * growing buffer's common case, skip a second lookup.
+	 */
+	if (rounded < old && old > os_page_size && old <= 4 * os_page_size &&
+	    kmalloc_shrink_in_place(p, rounded))
 		return p;
 	/* Fits: stay, unless a large block would keep more than twice what it needs. */
 	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
@@ -537,19 +542,19 @@ KMM_API struct mallinfo2 mallinfo2(void)
 	struct kmm_buddyinfo bi;
 	struct kmm_slabinfo si[128];
 	struct heap_stats hs;
-	size_t page = kmm_page_size(), slab_free = 0, arena, used;
+	size_t page = kmm_page_size(), idle = 0, arena, used;
 	int n = kmm_slabinfo(si, 128);
 
 	memset(&mi, 0, sizeof(mi));
 	kmm_buddyinfo(&bi);
 	heap_stats(&hs);
+	/* Free slab objects and the heap's free chunks lie in allocated pages. */
 	for (int i = 0; i < n && i < 128; i++)
-		slab_free += (si[i].num_objs - si[i].active_objs) * si[i].stride;
-	/* Free chunks of the heap's spans are free memory too. */
-	slab_free += hs.free_bytes;
+		idle += (si[i].num_objs - si[i].active_objs) * si[i].stride;
+	idle += hs.free_bytes;
 	arena = bi.managed_pages * page;
 	used = (bi.managed_pages - bi.free_pages - bi.pcp_pages) * page;
-	used = used > slab_free ? used - slab_free : 0;
+	used = used > idle ? used - idle : 0;
 	mi.arena = arena;
 	mi.uordblks = used;
 	mi.fordblks = arena - used;

@@ -110,6 +110,12 @@ static unsigned int bin_of(size_t size)
 	return b < HEAP_NR_BINS ? (unsigned int)b : HEAP_NR_BINS - 1;
 }
 
+/* A chunk's size for a request of size bytes: the header, rounded to 16. */
+static size_t chunk_need(size_t size)
+{
+	return (size + HEAP_HEADER + 15) & ~(size_t)15;
+}
+
 static uintptr_t span_base_of(const void *p)
 {
 	return (uintptr_t)p & ~(uintptr_t)(span_bytes() - 1);
@@ -154,6 +160,13 @@ static void set_size(struct heap_chunk *c, size_t size)
 	next = next_chunk(c);
 	if (next)
 		next->prev_size = (uint32_t)size;
+}
+
+/* b, which follows a, becomes part of a (b is off any bin). */
+static void merge_into(struct heap_chunk *a, struct heap_chunk *b)
+{
+	b->state = 0;
+	set_size(a, a->size + b->size);
 }
 
 /*
@@ -350,7 +363,7 @@ static void heap_lock_for(gfp_t gfp)
 
 void *heap_alloc(size_t size, gfp_t gfp)
 {
-	size_t need = (size + HEAP_HEADER + 15) & ~(size_t)15;
+	size_t need = chunk_need(size);
 	struct heap_chunk *c;
 	struct page *idle;
 	void *p;
@@ -423,14 +436,12 @@ void heap_free(const void *p, const char *who)
 	n = next_chunk(c);
 	if (n && n->state == CHUNK_FREE) {
 		bin_del(n);
-		n->state = 0;
-		set_size(c, c->size + n->size);
+		merge_into(c, n);
 	}
 	prev = prev_chunk(c);
 	if (prev && prev->state == CHUNK_FREE) {
 		bin_del(prev);
-		c->state = 0;
-		set_size(prev, prev->size + c->size);
+		merge_into(prev, c);
 		c = prev;
 	}
 	c->freed_epoch = heap_epoch;
@@ -461,7 +472,7 @@ void heap_free(const void *p, const char *who)
  */
 bool heap_grow_in_place(const void *p, size_t size)
 {
-	size_t need = (size + HEAP_HEADER + 15) & ~(size_t)15;
+	size_t need = chunk_need(size);
 	struct heap_chunk *c, *n;
 	bool ok = false;
 
@@ -472,9 +483,8 @@ bool heap_grow_in_place(const void *p, size_t size)
 		uint32_t epoch = n->freed_epoch;
 
 		bin_del(n);
-		n->state = 0;
 		heap_used_bytes -= c->size;
-		set_size(c, c->size + n->size);
+		merge_into(c, n);
 		split_rest(c, need, epoch);
 		note_written(c, c->size);
 		heap_used_bytes += c->size;
@@ -491,7 +501,7 @@ bool heap_grow_in_place(const void *p, size_t size)
  */
 void heap_shrink_in_place(const void *p, size_t size)
 {
-	size_t need = (size + HEAP_HEADER + 15) & ~(size_t)15;
+	size_t need = chunk_need(size);
 	struct heap_chunk *c, *r, *n;
 
 	kmm_lock(&heap_lock);
@@ -504,8 +514,7 @@ void heap_shrink_in_place(const void *p, size_t size)
 		if (n && n->state == CHUNK_FREE) {
 			bin_del(r);
 			bin_del(n);
-			n->state = 0;
-			set_size(r, r->size + n->size);
+			merge_into(r, n);
 			r->freed_epoch = heap_epoch;
 			bin_add(r);
 		}

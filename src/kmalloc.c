@@ -59,8 +59,6 @@
 static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];	/* NULL until used */
 static unsigned int nr_kmalloc_classes;
 static size_t kmalloc_max_cache_size;
-/* The largest size kmalloc_fast_medium() serves: one page; the heap's sizes lie above. */
-static size_t kmalloc_fast_max;
 /*
  * Above KMALLOC_TABLE_MAX, every class boundary is a multiple of 256 bytes:
  * the class of size is kmalloc_medium[(size - 1) >> KMALLOC_MEDIUM_SHIFT],
@@ -140,10 +138,8 @@ bool kmalloc_init(void)
 		nr_kmalloc_classes++;
 	for (unsigned int i = 0; i < ARRAY_SIZE(kmalloc_medium) && (i << KMALLOC_MEDIUM_SHIFT) < max; i++)
 		kmalloc_medium[i] = (unsigned char)size_to_class((size_t)(i + 1) << KMALLOC_MEDIUM_SHIFT);
-	kmalloc_max_cache_size = max;
 	/* Last: a size below it may now use kmalloc_medium. */
-	__atomic_store_n(&kmalloc_fast_max, os_page_size < max ? os_page_size : max,
-			 __ATOMIC_RELEASE);
+	__atomic_store_n(&kmalloc_max_cache_size, max, __ATOMIC_RELEASE);
 	/* Before the mode is published: rseq-mode lookups need a real slot. */
 	for (unsigned int i = 0; i < ARRAY_SIZE(kmalloc_table); i++)
 		kmalloc_table[i].cpu_slot0 = slab_unready_cache.cpu_slot0;
@@ -317,7 +313,7 @@ void *kmalloc_fast_medium(size_t size)
 	struct kmem_cache *s;
 
 	/* 0 until start-up: then every size takes the slow path. */
-	if (size > __atomic_load_n(&kmalloc_fast_max, __ATOMIC_ACQUIRE))
+	if (size > __atomic_load_n(&kmalloc_max_cache_size, __ATOMIC_ACQUIRE) || heap_serves(size))
 		return NULL;
 	s = __atomic_load_n(&kmalloc_caches[kmalloc_medium[(size - 1) >> KMALLOC_MEDIUM_SHIFT]],
 			    __ATOMIC_ACQUIRE);
