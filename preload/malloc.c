@@ -46,6 +46,7 @@
 #include "../src/lock.h"
 #include "../src/options.h"
 #include "../src/os.h"
+#include "../src/runs.h"
 #include "../src/slab.h"
 #include "../src/vmalloc.h"
 
@@ -396,13 +397,15 @@ KMM_API void *realloc(void *p, size_t size)
 	old = kmalloc_usable_size(p, "realloc");
 	/*
 	 * A chunk of kmalloc's heap (one to four pages) gives back a tail it no
-	 * longer needs. The size test first: page runs that still fit, a
-	 * growing buffer's common case, skip a second lookup.
+	 * longer needs, and a page run its whole pages beyond the new size. The
+	 * size tests first: blocks that still fit as they are, a growing
+	 * buffer's common case, skip a second lookup.
 	 */
-	if (rounded < old && old > os_page_size && old <= 4 * os_page_size &&
+	if (rounded < old && old > os_page_size &&
+	    (old <= 4 * os_page_size || old - rounded >= os_page_size) &&
 	    kmalloc_shrink_in_place(p, rounded))
 		return p;
-	/* Fits: stay, unless a large block would keep more than twice what it needs. */
+	/* Fits: stay, unless a vmalloc area would keep more than twice what it needs. */
 	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
 		return p;
 	/* vmalloc areas grow and shrink by mremap, page runs into free buddies: no copy. */
@@ -542,16 +545,18 @@ KMM_API struct mallinfo2 mallinfo2(void)
 	struct kmm_buddyinfo bi;
 	struct kmm_slabinfo si[128];
 	struct heap_stats hs;
+	struct run_stats rs;
 	size_t page = kmm_page_size(), idle = 0, arena, used;
 	int n = kmm_slabinfo(si, 128);
 
 	memset(&mi, 0, sizeof(mi));
 	kmm_buddyinfo(&bi);
 	heap_stats(&hs);
-	/* Free slab objects and the heap's free chunks lie in allocated pages. */
+	run_stats(&rs);
+	/* Free slab objects, the heap's free chunks and free extents between runs lie in allocated pages. */
 	for (int i = 0; i < n && i < 128; i++)
 		idle += (si[i].num_objs - si[i].active_objs) * si[i].stride;
-	idle += hs.free_bytes;
+	idle += hs.free_bytes + rs.free_pages * page;
 	arena = bi.managed_pages * page;
 	used = (bi.managed_pages - bi.free_pages - bi.pcp_pages) * page;
 	used = used > idle ? used - idle : 0;
@@ -631,5 +636,6 @@ __attribute__((destructor)) static void malloc_exit_stats(void)
 	kmm_show_resident(2);
 	kmm_show_slabinfo(2);
 	heap_show(2);
+	run_show(2);
 	kmm_show_vmallocinfo(2);
 }

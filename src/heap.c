@@ -75,12 +75,10 @@ static unsigned long heap_spans, heap_used_bytes;
  * Decay: a free chunk's inner pages go back to the OS once the chunk has
  * stayed free through a whole decay period (the page allocator's decay_ms),
  * so a program that freed most of a burst but keeps a few chunks in each
- * span does not keep the rest resident for good. heap_epoch counts the
- * periods; a purge releases the chunks freed before the current one.
+ * span does not keep the rest resident for good (decay_tick()).
  */
-static uint32_t heap_epoch, heap_spare_epoch;
-static unsigned long heap_purged_ms;
-#define HEAP_DECAY_MIN_MS 10
+static struct decay_clock heap_clock;
+static uint32_t heap_spare_epoch;
 static pthread_once_t heap_once = PTHREAD_ONCE_INIT;
 
 static size_t span_bytes(void)
@@ -92,11 +90,14 @@ static void heap_atfork_prepare(void);
 static void heap_atfork_parent(void);
 static void heap_atfork_child(void);
 
+static void heap_decay_check(void);
+
 static void heap_setup(void)
 {
 	for (int b = 0; b < HEAP_NR_BINS; b++)
 		INIT_LIST_HEAD(&heap_bins[b]);
 	pthread_atfork(heap_atfork_prepare, heap_atfork_parent, heap_atfork_child);
+	page_decay_register(heap_decay_check);
 }
 
 /* ---------------------------------------------------------------------------
@@ -320,46 +321,41 @@ static unsigned long release_free_interiors(uint32_t limit)
 }
 
 /*
- * heap_lock held, after an allocation or a free: once per decay period (at
- * least every HEAP_DECAY_MIN_MS), the chunks that stayed free through the
- * last whole period give their inner pages back, and so does a spare span
- * that stayed empty as long; returns that span, for the caller to free
- * unlocked.
+ * heap_lock held, after an allocation or a free: once per decay period,
+ * the chunks that stayed free through the last whole period give their
+ * inner pages back, and so does a spare span that stayed empty as long;
+ * returns that span, for the caller to free unlocked.
  */
 static struct page *heap_decay(void)
 {
-	long decay = page_decay_ms();
-	unsigned long now, every;
+	uint32_t limit = decay_tick(&heap_clock);
 	struct page *spare = NULL;
 
-	if (decay < 0)
+	if (!limit)
 		return NULL;
-	every = decay > HEAP_DECAY_MIN_MS ? (unsigned long)decay : HEAP_DECAY_MIN_MS;
-	now = kmm_now_ms();
-	if (now - heap_purged_ms < every)
-		return NULL;
-	heap_purged_ms = now;
-	release_free_interiors(heap_epoch);
-	if (heap_spare && heap_spare_epoch < heap_epoch) {
+	release_free_interiors(limit);
+	if (heap_spare && heap_spare_epoch < limit) {
 		spare = heap_spare;
 		heap_spare = NULL;
 	}
-	heap_epoch++;
 	return spare;
+}
+
+/* The decay without an allocation or a free of a chunk (page_decay_register()). */
+static void heap_decay_check(void)
+{
+	struct page *idle;
+
+	kmm_lock(&heap_lock);
+	idle = heap_decay();
+	kmm_unlock(&heap_lock);
+	if (idle)
+		span_free(idle);
 }
 
 /* ---------------------------------------------------------------------------
  * Allocation and free
  */
-
-/* As the zone's lock: a caller that may not sleep spins instead of waiting in the kernel. */
-static void heap_lock_for(gfp_t gfp)
-{
-	if (gfp & __GFP_DIRECT_RECLAIM)
-		kmm_lock(&heap_lock);
-	else
-		kmm_lock_spin(&heap_lock);
-}
 
 void *heap_alloc(size_t size, gfp_t gfp)
 {
@@ -369,7 +365,7 @@ void *heap_alloc(size_t size, gfp_t gfp)
 	void *p;
 
 	pthread_once(&heap_once, heap_setup);
-	heap_lock_for(gfp);
+	kmm_lock_for(&heap_lock, gfp);
 	c = take_fit(need);
 	if (!c && heap_spare) {
 		c = page_to_virt(heap_spare);
@@ -383,10 +379,10 @@ void *heap_alloc(size_t size, gfp_t gfp)
 			errno = ENOMEM;
 			return NULL;
 		}
-		heap_lock_for(gfp);
+		kmm_lock_for(&heap_lock, gfp);
 		heap_spans++;
 		if (c->freed_epoch != HEAP_CLEAN)
-			c->freed_epoch = heap_epoch;
+			c->freed_epoch = heap_clock.epoch;
 	}
 	p = carve(c, need);
 	idle = heap_decay();
@@ -444,13 +440,13 @@ void heap_free(const void *p, const char *who)
 		merge_into(prev, c);
 		c = prev;
 	}
-	c->freed_epoch = heap_epoch;
+	c->freed_epoch = heap_clock.epoch;
 	if (c->size == span_bytes()) {
 		empty = addr_to_page(c);
 		heap_spans--;
 		if (!heap_spare) {
 			heap_spare = empty;
-			heap_spare_epoch = heap_epoch;
+			heap_spare_epoch = heap_clock.epoch;
 			empty = NULL;
 			c->state = CHUNK_FREE;
 		}
@@ -508,14 +504,14 @@ void heap_shrink_in_place(const void *p, size_t size)
 	c = chunk_of(p, "realloc");
 	if (c->size >= need + HEAP_MIN_CHUNK) {
 		heap_used_bytes -= c->size - need;
-		split_rest(c, need, heap_epoch);
+		split_rest(c, need, heap_clock.epoch);
 		r = next_chunk(c);
 		n = next_chunk(r);
 		if (n && n->state == CHUNK_FREE) {
 			bin_del(r);
 			bin_del(n);
 			merge_into(r, n);
-			r->freed_epoch = heap_epoch;
+			r->freed_epoch = heap_clock.epoch;
 			bin_add(r);
 		}
 	}

@@ -1,7 +1,7 @@
 /*
  * kmalloc.c - the byte allocator: size classes over slab caches up to a
- * page, the chunk heap (heap.c) from there to four pages, whole buddy
- * blocks (page runs) for larger sizes, vmalloc beyond the largest block.
+ * page, the chunk heap (heap.c) from there to four pages, page runs
+ * (runs.c) up to a section, vmalloc beyond.
  *
  * Size classes: 8-byte steps up to 64, then four classes per doubling
  * (80, 96, 112, 128, 160, ...) up to four pages, except between 4 and 8 KiB,
@@ -13,22 +13,17 @@
  * to four pages is a chunk of the heap, which merges freed chunks and
  * serves any size from them: per class, the few blocks of each such size a
  * program has at once kept a slab and cached objects each (git's replay
- * 0.7 MiB, cc1's 0.4, sqlite's 0.35 above the heap). From four pages up, a page run is
- * the whole power-of-two block: the tail beyond the request is address
- * space, not memory, until someone writes it, and a freed run merges back
- * whole instead of leaving tail fragments for small allocations to pin
- * (measured: git's peak RSS fell by a quarter against alloc_pages_exact).
- * To keep it so, a run's usable size is its request in whole pages, not
- * the block, and the run tells the page allocator on free that nothing
- * beyond was written; a reused block whose previous owner wrote further
- * gives that tail back when such tails add up (run_trim_tail).
+ * 0.7 MiB, cc1's 0.4, sqlite's 0.35 above the heap). From four pages up
+ * to a section, a size is a page run (runs.c): exactly its pages, carved
+ * from run spans that merge freed runs with their free neighbours; beyond
+ * a section, a vmalloc area.
  * The class of a size is one table load: kmalloc_table up to 1024 bytes,
  * kmalloc_medium above.
  *
  * kfree() finds what it frees from the address alone: the page descriptor
- * names the slab cache, marks a heap span (PG_heap), or marks a page run
- * (PG_large_kmalloc, usable size in private); an address outside every
- * section may be a vmalloc area.
+ * names the slab cache, marks a heap span (PG_heap), or marks the head of
+ * a page run (PG_large_kmalloc, usable size in private); an address outside
+ * every section may be a vmalloc area.
  *
  * A class's cache is created the first time the class is asked for: a
  * short-lived process builds the few caches it uses, not all of them.
@@ -48,6 +43,7 @@
 #include "os.h"
 #include "page_alloc.h"
 #include "kmalloc.h"
+#include "runs.h"
 #include "slab.h"
 #include "vmalloc.h"
 
@@ -187,85 +183,11 @@ static struct kmem_cache *kmalloc_cache(unsigned int idx)
  * Allocation
  */
 
-static unsigned long pages_for(size_t size)
-{
-	return (size + os_page_size - 1) >> os_page_shift;
-}
-
-/*
- * Idle pages: what live page runs hold beyond their request because the
- * blocks they reuse were written further by earlier owners (each run's
- * share in its head page's inuse). Resident memory nobody uses, but cheap
- * to keep a little of: giving a tail back costs a madvise now and a fault
- * per page when a run uses that block in full again, which is ~100 times
- * the cost of the allocation for a loop that alternates a 60 KiB and a 36
- * KiB buffer. So tails go back only while the idle pages exceed this. (At
- * 256 KiB, git diff --stat on loose objects spent 30 ms more in the kernel
- * than at 1 MiB, a third more, for 0.2 MiB less peak RSS.)
- */
-#define RUN_IDLE_MAX (1024 * 1024)
-
-static atomic_ulong run_idle_pages;
-
-/* Atomics only when the share changes: most runs have none, on every free. */
-static void run_set_idle(struct page *page, unsigned long idle)
-{
-	if (page->inuse == idle)
-		return;
-	if (page->inuse)
-		kmm_counter_add(&run_idle_pages, -(unsigned long)page->inuse);
-	if (idle)
-		kmm_counter_add(&run_idle_pages, idle);
-	page->inuse = (unsigned int)idle;
-}
-
-/*
- * A run of need pages in a block whose first dirty pages a previous owner
- * wrote: a dirty tail of at least a quarter of the block goes back to the
- * OS when the idle pages are over their bound. Returns the run's dirty
- * extent.
- */
-static unsigned long run_trim_tail(struct page *page, unsigned long need, unsigned long dirty)
-{
-	unsigned long idle_max = RUN_IDLE_MAX >> os_page_shift;
-
-	if (dirty <= need || (dirty - need) * 4 < (1UL << page->order) ||
-	    atomic_load_explicit(&run_idle_pages, memory_order_relaxed) + (dirty - need) <= idle_max)
-		return dirty;
-	os_release((char *)page_to_virt(page) + (need << os_page_shift),
-		   (dirty - need) << os_page_shift);
-	return need;
-}
-
-/* Sets a run's usable pages: what it needs, and whatever is dirty in it. */
-static void run_set_usable(struct page *page, unsigned long need, unsigned long dirty)
-{
-	unsigned long usable = need > dirty ? need : dirty;
-
-	run_set_idle(page, usable - need);
-	page->private = usable << os_page_shift;
-}
-
 static void *kmalloc_large(size_t size, gfp_t gfp)
 {
-	unsigned long need = pages_for(size), dirty;
-	struct page *page;
-
 	if (size > (os_page_size << MAX_PAGE_ORDER))
 		return vmalloc_recycled(size, gfp, __builtin_return_address(0));
-	page = page_alloc_run(gfp, (unsigned int)get_order(size), &dirty);
-	if (!page)
-		return NULL;
-	page->inuse = 0;
-	/* Only where the caller may wait: releasing takes system calls. */
-	if (need > dirty && (gfp & __GFP_DIRECT_RECLAIM))
-		page_release_for_run(need - dirty);
-	dirty = run_trim_tail(page, need, dirty);
-	if (gfp & __GFP_ZERO)
-		page_zero_run(page, need > dirty ? need : dirty, dirty);
-	run_set_usable(page, need, dirty);
-	set_page_flags(page, page_flags(page) | PG_large_kmalloc);
-	return page_to_virt(page);
+	return run_alloc(size, 0, gfp);
 }
 
 /*
@@ -366,23 +288,6 @@ static void vfree_area(const void *p, size_t size)
 		vfree_recycle(p);
 }
 
-/*
- * Frees a page run; with release, its pages go back to the OS first and
- * the block returns to the zone clean. Nobody may write beyond the usable
- * size, so the usable pages are the dirty extent.
- */
-static void free_run(struct page *page, bool release)
-{
-	unsigned long dirty = page->private >> os_page_shift;
-
-	run_set_idle(page, 0);
-	if (release) {
-		os_release(page_to_virt(page), dirty << os_page_shift);
-		dirty = 0;
-	}
-	page_free_run(page, dirty);
-}
-
 /* Everything but a slab object whose free fits this CPU's sheaf. */
 void kfree_slow(const void *p, const char *who)
 {
@@ -403,7 +308,7 @@ void kfree_slow(const void *p, const char *who)
 			return;
 		}
 		if (is_page_run(page, p)) {
-			free_run(page, false);
+			run_free(page, false);
 			return;
 		}
 		kmm_bug("BUG: %s(%p): not the start of an allocation "
@@ -420,10 +325,11 @@ void kfree_slow(const void *p, const char *who)
 /*
  * Frees a block whose contents a realloc has just copied out. A page run
  * of at least MOVED_RELEASE_MIN gives its pages back to the OS first, so
- * that its block returns to the zone clean: a buffer that grows by doubling
- * leaves behind blocks of every smaller order, which the buffer itself can
- * no longer use and which would otherwise stay resident until the decay
- * (sqlite's sorter, 32 KiB to 2 MiB twice: replay peak 5140 -> 4948 KiB).
+ * that they lie free clean: a buffer that grows by moving leaves behind
+ * runs of every smaller size, which it can no longer use and which would
+ * otherwise stay resident until the decay (sqlite's sorter, 32 KiB to 2 MiB
+ * twice: replay peak 5140 -> 4948 KiB with buddy blocks; cc1's replay with
+ * page-granular runs, 8732 -> 8376).
  * Smaller runs stay dirty: for them the madvise and the faults of their
  * next use cost more than the copy (a loop growing a buffer to 64 KiB took
  * 21.7 us instead of 12.7 releasing every moved run). 128 KiB is also
@@ -436,7 +342,7 @@ void kfree_moved(const void *p, const char *who)
 	struct page *page = addr_to_page(p);
 
 	if (is_page_run(page, p) && page->private >= MOVED_RELEASE_MIN) {
-		free_run(page, true);
+		run_free(page, true);
 		return;
 	}
 	kfree_slow(p, who);
@@ -481,11 +387,13 @@ KMM_API size_t kmm_ksize(const void *p)
 
 /*
  * size bytes aligned to align (a power of two). Power-of-two kmalloc classes
- * are naturally aligned, and page runs are aligned to their order.
+ * are naturally aligned; a page run starts where its span allows, and a
+ * span is aligned to its size.
  */
 void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp)
 {
 	size_t want = size > align ? size : align;
+	void *p;
 
 	if (want <= kmalloc_max_cache_size) {
 		size_t pow2 = 16;
@@ -496,9 +404,11 @@ void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp)
 	}
 	if (!slab_init())
 		return NULL;
-	if (want <= (os_page_size << MAX_PAGE_ORDER))
-		return kmalloc_large(want, gfp);
-	return vmalloc_caller(want, gfp, align, __builtin_return_address(0));
+	p = run_alloc(size, align, gfp);
+	if (p || errno == ENOMEM)
+		return p;
+	/* Beyond a section, or an alignment that leaves no room in one. */
+	return vmalloc_caller(size, gfp, align, __builtin_return_address(0));
 }
 
 /* Shrinks every kmalloc cache, then gives free pages back: malloc_trim(). */
@@ -512,46 +422,42 @@ unsigned long kmalloc_trim(void)
 	}
 	vmalloc_recycle_drain();
 	heap_trim();
+	run_trim();
 	return kmm_page_reclaim();
 }
 
 /*
- * A page run grown to new_size where it lies (see page_grow_in_place), so
- * that a buffer doubling by realloc neither copies nor holds the old and
- * the new block at once. False for anything else.
+ * A heap chunk or a page run grown to new_size where it lies, into the free
+ * space after it: a buffer grown by realloc neither copies nor holds the
+ * old and the new block at once. False for anything else.
  */
 bool kmalloc_grow_in_place(const void *p, size_t new_size)
 {
 	struct page *page = addr_to_page(p);
-	unsigned int order;
-	unsigned long dirty;
 
 	if (page && (page_flags(page) & PG_heap))
 		return new_size <= kmalloc_max_cache_size && heap_grow_in_place(p, new_size);
 	if (!is_page_run(page, p) || new_size > (os_page_size << MAX_PAGE_ORDER))
 		return false;
-	order = (unsigned int)get_order(new_size);
-	dirty = page->private >> os_page_shift;
-	if (order > page->order && !page_grow_in_place(page, order, &dirty))
-		return false;
-	/* Within the block the pages beyond the usable size are zero already. */
-	run_set_usable(page, pages_for(new_size), dirty);
-	return true;
+	return run_resize_in_place(page, new_size);
 }
 
 /*
- * realloc's shrink where the block lies: a chunk of the heap gives its tail
- * back (false, nothing done, for anything else: slab objects stay in their
- * class, page runs and vmalloc areas have their own rules).
+ * realloc's shrink where the block lies: a heap chunk or a page run gives
+ * its tail back (false, nothing done, for slab objects, which stay in their
+ * class, and vmalloc areas, which mremap).
  */
 bool kmalloc_shrink_in_place(const void *p, size_t new_size)
 {
 	struct page *page = addr_to_page(p);
 
-	if (!page || !(page_flags(page) & PG_heap))
+	if (page && (page_flags(page) & PG_heap)) {
+		heap_shrink_in_place(p, new_size);
+		return true;
+	}
+	if (!is_page_run(page, p) || new_size <= kmalloc_max_cache_size)
 		return false;
-	heap_shrink_in_place(p, new_size);
-	return true;
+	return run_resize_in_place(page, new_size);
 }
 
 KMM_API void *kmm_krealloc(const void *p, size_t new_size, gfp_t gfp)

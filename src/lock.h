@@ -22,6 +22,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <kmm/gfp.h>
+
 #include "internal.h"
 
 #pragma GCC visibility push(hidden)
@@ -62,6 +64,15 @@ static inline void kmm_lock_spin(struct kmm_lock *lock)
 		while (atomic_load_explicit(&lock->state, memory_order_relaxed))
 			cpu_relax();
 	}
+}
+
+/* As the kernel's locks under an allocation: a caller that may not sleep spins. */
+static inline void kmm_lock_for(struct kmm_lock *lock, gfp_t gfp)
+{
+	if (gfp & __GFP_DIRECT_RECLAIM)
+		kmm_lock(lock);
+	else
+		kmm_lock_spin(lock);
 }
 
 static inline void kmm_unlock(struct kmm_lock *lock)

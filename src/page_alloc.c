@@ -45,6 +45,7 @@
 #include "options.h"
 #include "os.h"
 #include "rseq.h"
+#include "runs.h"
 #include "topology.h"
 
 /* The per-CPU lists serve orders up to this one (the kernel's COSTLY order). */
@@ -322,14 +323,6 @@ static void __free_one_page(struct zone *z, struct page *page, unsigned int orde
 		order++;
 	}
 	add_to_free_list(z, &ms->pages[idx], order, dirty);
-}
-
-static void zone_lock(struct zone *z, gfp_t gfp)
-{
-	if (gfp & __GFP_DIRECT_RECLAIM)
-		kmm_lock(&z->lock);
-	else
-		kmm_lock_spin(&z->lock);
 }
 
 static bool watermark_ok(const struct zone *z, unsigned int order, gfp_t gfp)
@@ -619,7 +612,7 @@ static struct page *rmqueue_pcplist(gfp_t gfp, unsigned int order, unsigned long
 	if (list_empty(list)) {
 		unsigned long want = pcp_batch >> order;
 
-		zone_lock(&zone, gfp);
+		kmm_lock_for(&zone.lock, gfp);
 		want = rmqueue_bulk(&zone, order, want ? want : 1, list, gfp);
 		kmm_unlock(&zone.lock);
 		pcp->count += want << order;
@@ -815,7 +808,7 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, unsigned long *d
 
 	bool grew = false;
 
-	zone_lock(&zone, gfp);
+	kmm_lock_for(&zone.lock, gfp);
 	if (may_sleep && zone.need_refill) {
 		zone.need_refill = false;
 		if (zone.free_pages < 2 * zone.wmark_min)
@@ -841,44 +834,6 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, unsigned long *d
 	if (grew)
 		zone_decay(&zone);
 	return page;
-}
-
-/*
- * The block must be the lower half at every doubling, and each upper half
- * free as one block of its order (free blocks in the zone are always fully
- * merged, so a free upper half is exactly that; pages on per-CPU lists do
- * not count). Their pages join the block with their contents, dirty or zero:
- * a caller growing a buffer copies nothing. *dirty, the block's dirty extent,
- * grows to cover the dirty pages of the halves that join it.
- */
-bool page_grow_in_place(struct page *page, unsigned int new_order, unsigned long *dirty)
-{
-	struct mem_section *ms = page_section(page);
-	unsigned long idx = page_index(page);
-	unsigned int order = page->order;
-	bool ok = new_order <= MAX_PAGE_ORDER && new_order > order &&
-		  !(idx & ((1UL << new_order) - 1));
-
-	if (!ok)
-		return false;
-	kmm_lock(&zone.lock);
-	ok = watermark_ok(&zone, new_order, GFP_KERNEL);
-	for (unsigned int o = order; ok && o < new_order; o++) {
-		struct page *buddy = &ms->pages[idx + (1UL << o)];
-
-		ok = (page_flags(buddy) & PG_buddy) && buddy->order == o;
-	}
-	for (unsigned int o = order; ok && o < new_order; o++) {
-		struct page *buddy = &ms->pages[idx + (1UL << o)];
-
-		del_from_free_list(&zone, buddy, o);
-		*dirty = dirty_merged(*dirty, buddy->private, o);
-		buddy->private = 0;
-	}
-	kmm_unlock(&zone.lock);
-	if (ok)
-		page->order = new_order;
-	return ok;
 }
 
 static void nofail_backoff(gfp_t gfp)
@@ -1257,9 +1212,10 @@ static void count_resident(const struct mem_section *ms, const unsigned char *ve
 			to = flags & PG_buddy ? &r->free_pages : &r->pcp_pages;
 		} else if (__atomic_load_n(&ms->slab_cache[i], __ATOMIC_RELAXED)) {
 			to = &r->slab_pages;
-		} else if (flags & PG_large_kmalloc) {
+		} else if (flags & PG_run_span) {
+			run_count_resident(&ms->pages[i], &vec[i], &r->run_pages, &r->free_pages);
 			n = 1UL << page->order;
-			to = &r->run_pages;
+			continue;
 		} else if (flags & PG_heap) {
 			to = &r->run_pages;
 		}
@@ -1312,17 +1268,57 @@ KMM_API void kmm_show_resident(int fd)
 		   r.free_pages * kib, r.pcp_pages * kib, r.meta_pages * kib);
 }
 
+/* The caches above the zone that decay (kmalloc's heap and page runs); few and never removed. */
+#define MAX_DECAY_HOOKS 4
+typedef void (*decay_hook_fn)(void);
+static _Atomic(decay_hook_fn) decay_hooks[MAX_DECAY_HOOKS];
+
+void page_decay_register(void (*fn)(void))
+{
+	for (unsigned int i = 0; i < MAX_DECAY_HOOKS; i++) {
+		decay_hook_fn none = NULL;
+
+		if (atomic_compare_exchange_strong(&decay_hooks[i], &none, fn))
+			return;
+	}
+	kmm_bug("BUG: page_decay_register: more than %d decay hooks", MAX_DECAY_HOOKS);
+}
+
 void page_decay_check(void)
 {
 	bool purge;
 
 	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
 		return;
+	/* The caches first: what they give back whole, the zone's decay may then release. */
+	for (unsigned int i = 0; i < MAX_DECAY_HOOKS; i++) {
+		decay_hook_fn fn = atomic_load_explicit(&decay_hooks[i], memory_order_acquire);
+
+		if (fn)
+			fn();
+	}
 	kmm_lock(&zone.lock);
 	purge = zone_wants_purge(&zone);
 	kmm_unlock(&zone.lock);
 	if (purge)
 		zone_decay(&zone);
+}
+
+#define DECAY_CLOCK_MIN_MS 10
+
+uint32_t decay_tick(struct decay_clock *clock)
+{
+	long decay = page_decay_ms();
+	unsigned long now, every;
+
+	if (decay < 0)
+		return 0;
+	every = decay > DECAY_CLOCK_MIN_MS ? (unsigned long)decay : DECAY_CLOCK_MIN_MS;
+	now = kmm_now_ms();
+	if (now - clock->last_ms < every)
+		return 0;
+	clock->last_ms = now;
+	return clock->epoch++;
 }
 
 /* Before the zone starts, what it will start with: vmalloc's recycling asks. */

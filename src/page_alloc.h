@@ -29,12 +29,20 @@ enum pageflags {
 	PG_pcp = 1u << 1,
 	PG_alloc = 1u << 2,
 	/*
-	 * Owned by kmalloc: the head of a page-run kmalloc; private = its usable
-	 * size, whole pages, at most the block. Its pages beyond that are zero.
+	 * Owned by kmalloc's page runs (runs.c), inside a run span: the head of
+	 * a run; private = its usable size, whole pages.
 	 */
 	PG_large_kmalloc = 1u << 4,
 	/* Every page of a span of kmalloc's chunk heap (heap.c). */
 	PG_heap = 1u << 5,
+	/*
+	 * The head of a run span (with PG_alloc: a max-order block the runs
+	 * hold); freelist points to runs.c's struct run_span.
+	 */
+	PG_run_span = 1u << 6,
+	/* First and last page of a free extent of a run span (runs.c). */
+	PG_run_free = 1u << 7,
+	PG_run_tail = 1u << 8,
 };
 
 struct page {
@@ -258,13 +266,6 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 /* Starts the page allocator if needed; false if it cannot (ENOMEM). */
 bool page_alloc_init(void);
 /*
- * Grows the allocated block headed by page to new_order where it lies, if
- * the blocks that double it are free in the zone; false, nothing changed,
- * otherwise. *dirty, the block's dirty extent in pages, grows over the dirty
- * pages of the blocks that join it.
- */
-bool page_grow_in_place(struct page *page, unsigned int new_order, unsigned long *dirty);
-/*
  * For owners that know how much of a block they write (kmalloc's page runs):
  * an allocated block whose pages from *dirty up read as zeros and are not
  * resident, nothing cleared; NULL with errno set. page_free_run() frees it,
@@ -278,6 +279,27 @@ void page_release_for_run(unsigned long pages);
 void page_zero_run(struct page *page, unsigned long nr_pages, unsigned long dirty);
 /* The decay time in ms (-1: never release); other layers' caches follow it. */
 long page_decay_ms(void);
+/*
+ * The decay clock of a cache of free memory above the zone (kmalloc's heap
+ * and page runs): what went free in an epoch goes back to the OS once a
+ * whole decay period (page_decay_ms(), at least 10 ms) has passed after it.
+ * The cache stamps what it frees with epoch, under its own lock, and calls
+ * decay_tick() under that lock after its allocations and frees: 0 when no
+ * period has ended, else the limit below which stamped memory is due (and
+ * epoch has moved on).
+ */
+struct decay_clock {
+	uint32_t epoch;
+	unsigned long last_ms;
+};
+
+uint32_t decay_tick(struct decay_clock *clock);
+/*
+ * fn (which takes its own locks, and is called with none of kmm's held)
+ * runs at each page_decay_check(), so that such a cache decays while the
+ * program only reuses slab objects.
+ */
+void page_decay_register(void (*fn)(void));
 /*
  * The zone's decay without a free: releases dirty pages that have stayed
  * above the watermark for the decay time. The slab layer's periodic check

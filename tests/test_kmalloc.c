@@ -137,15 +137,12 @@ static void test_krealloc(void)
 }
 
 /*
- * A page run whose upper buddies are free grows where it lies. A run split
- * off a larger free block is its lower half, so its buddy is free at once;
- * one handed back whole from a free list may not be, hence several tries.
- * After a miss, krealloc has moved the block and freed the run, which would
- * come straight back: a plug takes it.
+ * A page run grows where it lies into the free extent after it. After a
+ * miss, krealloc has moved the block and freed the run, which would come
+ * straight back: a plug takes it.
  */
 static void test_krealloc_page_run_in_place(void)
 {
-	/* Above the orders the per-CPU lists keep, whose buddies sit in those lists. */
 	size_t run = 16 * (size_t)sysconf(_SC_PAGESIZE);
 	unsigned char *kept[16], *plugs[16] = { NULL }, *big;
 	int grown = -1;
@@ -219,65 +216,73 @@ static bool range_not_resident(void *p, size_t len)
 }
 
 /*
- * A page run's usable size is its request in whole pages, or more where the
- * block it reuses is dirty further, and the rest of its block is zero and
- * not resident. Such idle tails add up to at most 1 MiB (plus the tail
- * that crosses it) over all live runs: beyond that, a run reusing a dirty
- * block gives its tail back.
+ * A page run is whole pages, exactly its request's. Freed runs merge with
+ * their free neighbours at once: three freed first, last, then middle leave
+ * one free extent, which a request for all three takes, at the first one's
+ * address (a fourth run stays in use, and the rest of the span is larger).
  */
-#define NR_TAIL_RUNS 64
+#define MERGE_RUN_PAGES 10
 
-static void test_page_run_dirty_tail(void)
+static void test_page_runs_merge(void)
 {
-	size_t block = 16 * PAGE_SIZE, idle = 0;
-	unsigned char *runs[NR_TAIL_RUNS];
+	size_t len = MERGE_RUN_PAGES * PAGE_SIZE, size = len - 100;
+	unsigned char *p[4], *all;
 
-	for (int i = 0; i < NR_TAIL_RUNS; i++) {
-		runs[i] = kmalloc(block, GFP_KERNEL);
-		CHECK(runs[i] != NULL);
-		CHECK_EQ(ksize(runs[i]), block);
-		memset(runs[i], 0xee, block);
+	for (int i = 0; i < 4; i++) {
+		p[i] = kmalloc(size, GFP_KERNEL);
+		CHECK(p[i] != NULL);
+		CHECK(((uintptr_t)p[i] & (PAGE_SIZE - 1)) == 0);
+		CHECK_EQ(ksize(p[i]), len);
+		memset(p[i], 0x30 + i, size);
 	}
-	for (int i = 0; i < NR_TAIL_RUNS; i++)
-		kfree(runs[i]);
-	for (int i = 0; i < NR_TAIL_RUNS; i++) {
-		unsigned char *p = kmalloc(9 * PAGE_SIZE - 100, i & 1 ? GFP_KERNEL | __GFP_ZERO : GFP_KERNEL);
-		size_t usable;
-
-		CHECK(p != NULL);
-		CHECK(((uintptr_t)p & (block - 1)) == 0);
-		usable = ksize(p);
-		CHECK(usable >= 9 * PAGE_SIZE && usable <= block);
-		CHECK(usable % PAGE_SIZE == 0);
-		CHECK(range_not_resident(p + usable, block - usable));
-		CHECK(range_zero(p + usable, block - usable));
-		if (i & 1)
-			CHECK(range_zero(p, usable));
-		memset(p, 0x11, usable);
-		idle += usable - 9 * PAGE_SIZE;
-		runs[i] = p;
-	}
-	CHECK(idle <= 1024 * 1024 + 7 * PAGE_SIZE);
-	for (int i = 0; i < NR_TAIL_RUNS; i++) {
-		unsigned char *p = runs[i];
-		size_t usable = ksize(p);
-
-		/* Growing within the block moves the usable size; new pages are zero. */
-		if (usable < 13 * PAGE_SIZE) {
-			CHECK(krealloc(p, 13 * PAGE_SIZE, GFP_KERNEL) == p);
-			CHECK_EQ(ksize(p), 13 * PAGE_SIZE);
-			CHECK(range_zero(p + usable, 13 * PAGE_SIZE - usable));
-			memset(p, 0x22, 13 * PAGE_SIZE);
-		}
-		kfree(p);
-	}
+	/* Carved one after the other from an empty span (every test before freed its blocks). */
+	for (int i = 1; i < 4; i++)
+		CHECK(p[i] == p[i - 1] + len);
+	kfree(p[0]);
+	kfree(p[2]);
+	kfree(p[1]);
+	all = kmalloc(3 * len, GFP_KERNEL);
+	CHECK(all == p[0]);
+	CHECK_EQ(ksize(all), 3 * len);
+	CHECK(p[3][0] == 0x33 && p[3][size - 1] == 0x33);
+	kfree(all);
+	kfree(p[3]);
 }
 
 /*
- * A page run of 128 KiB or more that krealloc moves leaves its block clean:
- * its pages are not resident once the move is done. A plug on the run's
- * buddy makes the move happen; a run handed back from a free list may not
- * have its buddy there, hence several tries.
+ * kzalloc clears only the pages of a run that an earlier owner wrote: a
+ * reused run reads zero, and pages of the span nobody wrote stay zero and
+ * not resident.
+ */
+static void test_page_run_zeroing(void)
+{
+	size_t size = 16 * PAGE_SIZE, fresh = 64 * PAGE_SIZE;
+	unsigned char *hold, *big, *p, *q;
+
+	/* A new span, from a zone with no dirty pages left: the kept empty span is taken first. */
+	kmm_page_reclaim();
+	hold = kmalloc(MAX_BLOCK, GFP_KERNEL);
+	big = kzalloc(fresh, GFP_KERNEL);
+	CHECK(hold != NULL && big != NULL);
+	CHECK(range_not_resident(big, fresh));
+	CHECK(range_zero(big, fresh));
+	kfree(hold);
+	p = kmalloc(size, GFP_KERNEL);
+	CHECK(p != NULL);
+	memset(p, 0xee, size);
+	kfree(p);
+	q = kzalloc(size, GFP_KERNEL);
+	CHECK(q == p);
+	CHECK(range_zero(q, size));
+	kfree(big);
+	kfree(q);
+}
+
+/*
+ * A page run of 128 KiB or more that krealloc moves leaves its pages clean:
+ * they are not resident once the move is done. A plug right after the run
+ * makes the move happen; a run taken from a free extent may have the plug
+ * elsewhere, hence several tries.
  */
 static void test_krealloc_moved_run_released(void)
 {
@@ -343,38 +348,47 @@ static void test_resident_by_owner(void)
 }
 
 /*
- * A page run that must write pages no free block holds dirty gives as many
- * dirty free pages back to the OS, while more than a quarter of the high
+ * A page run that must write fresh pages gives as many of the zone's dirty
+ * free pages back to the OS, while more than a quarter of the high
  * watermark (a quarter section) stays: 512 dirty free pages, then a run of
- * 768 fresh pages, leave about 256 resident free pages (512 without it).
+ * 768 fresh pages in a new span (the span before holds one as large), leave
+ * about 256 of them resident (512 without it). A block in use among the
+ * dirty ones keeps them from merging into a section the new span could take.
  */
 static void test_run_growth_releases_dirty(void)
 {
-	unsigned char *runs[8], *big;
-	size_t run = 64 * PAGE_SIZE, big_size = 768 * PAGE_SIZE;
+	struct page *blocks[9];
+	unsigned char *first, *big;
+	size_t big_size = 768 * PAGE_SIZE;
 	long old = kmm_page_decay_ms(-1);
-	struct kmm_resident r;
+	struct kmm_resident before, r;
 
 	if (test_thp_always())
 		goto out;
+	first = kmalloc(big_size, GFP_KERNEL);
+	CHECK(first != NULL);
 	kmm_page_reclaim();
-	for (int i = 0; i < 8; i++) {
-		runs[i] = kmalloc(run, GFP_KERNEL);
-		CHECK(runs[i] != NULL);
-		memset(runs[i], 0x61, run);
+	kmm_resident(&before);
+	for (int i = 0; i < 9; i++) {
+		blocks[i] = alloc_pages(GFP_KERNEL, 6);
+		CHECK(blocks[i] != NULL);
+		memset(page_address(blocks[i]), 0x61, 64 * PAGE_SIZE);
 	}
 	for (int i = 0; i < 8; i++)
-		kfree(runs[i]);
+		__free_pages(blocks[i], 6);
+	kmm_drain_all_pages();
 	kmm_resident(&r);
-	CHECK(r.free_pages >= 512);
+	CHECK(r.free_pages >= before.free_pages + 512);
 	big = kmalloc(big_size, GFP_KERNEL);
 	CHECK(big != NULL);
 	memset(big, 0x62, big_size);
 	kmm_resident(&r);
 	/* 256 dirty pages stay by the books; a few more may read resident. */
-	CHECK(r.free_pages <= 256 + 64);
-	CHECK(r.run_pages >= 768);
+	CHECK(r.free_pages <= before.free_pages + 256 + 64);
+	CHECK(r.run_pages >= before.run_pages + 768);
 	kfree(big);
+	kfree(first);
+	__free_pages(blocks[8], 6);
 out:
 	kmm_page_decay_ms(old);
 }
@@ -388,10 +402,8 @@ static void test_large(void)
 	CHECK(run && big);
 	CHECK(!is_vmalloc_addr(run));
 	CHECK(virt_addr_valid(run));
-	/* A page run is a whole buddy block, usable to the request's last page or further. */
-	CHECK(ksize(run) >= PAGE_ALIGN(100000));
-	CHECK(ksize(run) <= PAGE_SIZE << get_order(100000));
-	CHECK(ksize(run) % PAGE_SIZE == 0);
+	/* A page run is usable to its request's last page. */
+	CHECK_EQ(ksize(run), PAGE_ALIGN(100000));
 	CHECK(is_vmalloc_addr(big));
 	CHECK_EQ(ksize(big), big_size);
 	fill(run, 100000, 3);
@@ -711,11 +723,12 @@ int main(void)
 	RUN(test_heap_grow_in_place);
 	RUN(test_heap_spans_given_back);
 	RUN(test_heap_decay);
+	RUN(test_page_runs_merge);
+	RUN(test_page_run_zeroing);
 	RUN(test_kzalloc_after_dirty_use);
 	RUN(test_overflow);
 	RUN(test_krealloc);
 	RUN(test_krealloc_page_run_in_place);
-	RUN(test_page_run_dirty_tail);
 	RUN(test_krealloc_moved_run_released);
 	RUN(test_resident_by_owner);
 	RUN(test_run_growth_releases_dirty);

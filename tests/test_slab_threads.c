@@ -1,8 +1,9 @@
 /*
  * Producers allocate, consumers on other threads check and free: every free
- * is remote (slab objects and chunks of kmalloc's heap). Plus thread churn: thousands of short-lived threads must not
- * grow memory without bound, kmm_resident() beside a thread that makes and
- * discards slabs, and kmalloc's chunk heap on four threads while its decay
+ * is remote (slab objects and chunks of kmalloc's heap). Plus thread churn:
+ * thousands of short-lived threads must not grow memory without bound,
+ * kmm_resident() beside a thread that makes and discards slabs, and
+ * kmalloc's chunk heap and page runs on four threads while their decay
  * runs. Runs under ThreadSanitizer, in both modes.
  */
 #include <pthread.h>
@@ -235,14 +236,26 @@ static void test_resident_while_slabs_change(void)
 }
 
 /*
- * kmalloc's chunk heap on four threads at once, with a decay period of 10
- * ms so that purges (which give free chunks' pages back) run among the
- * allocations: every live chunk must keep its bytes, and the thread
- * sanitizer run checks the locking.
+ * kmalloc's chunk heap and page runs on four threads at once, with a decay
+ * period of 10 ms so that purges (which give free chunks' and free
+ * extents' pages back) run among the allocations, while the main thread
+ * counts resident pages (which walks the run spans under their lock):
+ * every live block must keep its bytes, also across krealloc, which grows
+ * runs where they lie when it can, and the thread sanitizer run checks the
+ * locking.
  */
 #define HEAP_THREADS 4
 #define HEAP_LIVE 16
 #define HEAP_ROUNDS 6000
+
+static atomic_int heap_workers_left;
+
+static size_t heap_or_run_size(uint64_t *seed, unsigned int k)
+{
+	if (k & 1)
+		return 4 * PAGE_SIZE + 1 + test_rand(seed) % (8 * PAGE_SIZE);
+	return PAGE_SIZE + 16 + test_rand(seed) % (2 * PAGE_SIZE);
+}
 
 static void *heap_worker(void *arg)
 {
@@ -258,15 +271,25 @@ static void *heap_worker(void *arg)
 			CHECK_EQ(live[k][0], mark);
 			CHECK_EQ(live[k][size[k] / 2], mark);
 			CHECK_EQ(live[k][size[k] - 1], mark);
-			kfree(live[k]);
 		}
-		size[k] = PAGE_SIZE + 16 + test_rand(&seed) % (2 * PAGE_SIZE);
-		live[k] = kmalloc(size[k], GFP_KERNEL);
-		CHECK(live[k] != NULL);
+		if (live[k] && r % 3 == 0) {
+			size_t grown = size[k] + PAGE_SIZE + test_rand(&seed) % (4 * PAGE_SIZE);
+
+			live[k] = krealloc(live[k], grown, GFP_KERNEL);
+			CHECK(live[k] != NULL);
+			CHECK_EQ(live[k][size[k] - 1], mark);
+			size[k] = grown;
+		} else {
+			kfree(live[k]);
+			size[k] = heap_or_run_size(&seed, k);
+			live[k] = kmalloc(size[k], GFP_KERNEL);
+			CHECK(live[k] != NULL);
+		}
 		memset(live[k], mark, size[k]);
 	}
 	for (int k = 0; k < HEAP_LIVE; k++)
 		kfree(live[k]);
+	atomic_fetch_sub(&heap_workers_left, 1);
 	return NULL;
 }
 
@@ -274,9 +297,13 @@ static void test_heap_threads(void)
 {
 	pthread_t t[HEAP_THREADS];
 	long old = kmm_page_decay_ms(10);
+	struct kmm_resident r;
 
+	atomic_store(&heap_workers_left, HEAP_THREADS);
 	for (long i = 0; i < HEAP_THREADS; i++)
 		CHECK(pthread_create(&t[i], NULL, heap_worker, (void *)i) == 0);
+	while (atomic_load(&heap_workers_left) > 0)
+		kmm_resident(&r);
 	for (int i = 0; i < HEAP_THREADS; i++)
 		CHECK(pthread_join(t[i], NULL) == 0);
 	kmm_page_decay_ms(old);

@@ -43,9 +43,9 @@ void kmm_show_buddyinfo(int fd);
  */
 struct kmm_resident {
 	unsigned long slab_pages;  /* slab pages: live objects, cached free ones, empty slabs */
-	unsigned long run_pages;   /* kmalloc/malloc page runs, with their idle tails */
+	unsigned long run_pages;   /* kmalloc/malloc page runs and the chunk heap */
 	unsigned long other_pages; /* other allocated blocks: alloc_pages, percpu chunks... */
-	unsigned long free_pages;  /* free in the buddy lists, not yet released */
+	unsigned long free_pages;  /* free in the buddy lists and between page runs, not released */
 	unsigned long pcp_pages;   /* free on the per-CPU lists */
 	unsigned long meta_pages;  /* the sections' page descriptors */
 };

@@ -1,0 +1,626 @@
+/*
+ * runs.c - kmalloc's page runs: blocks above kmalloc's largest class (four
+ * pages) and up to a section, carved in whole pages from run spans.
+ *
+ * A run span is one section, taken from the page allocator as one block of
+ * MAX_PAGE_ORDER and used for runs only. A run is exactly as many pages as
+ * its request. A freed run merges at once with the free extents on either
+ * side, and an allocation takes the best-fitting free extent (the smallest
+ * that holds it, among the first few of its bin) and leaves the rest free.
+ * realloc grows a run into the free extent after it, and shrinks it where
+ * it lies.
+ *
+ * Why not whole buddy blocks, as before: a freed block of one order serves
+ * no request of a higher order until its buddy is free too, so a program
+ * whose large buffers change size kept freed blocks resident beside fresh
+ * ones. Replaying git's allocations above 16 KiB cost 5492 KiB of RSS for a
+ * live peak of 4463 (glibc 4424); a simulation of page-granular best fit
+ * gave 4516 on the same trace. glibc's heap merges free neighbours of any
+ * size the same way.
+ *
+ * The bookkeeping is in the page descriptors, so a span's pages are touched
+ * only by the runs in them:
+ *   span head     PG_alloc (the page allocator's block) and PG_run_span;
+ *                 freelist points to the span's struct run_span.
+ *   run head      PG_large_kmalloc; private = its usable size, whole pages.
+ *   free extent   first page PG_run_free, private = its length in pages,
+ *                 inuse = the decay epoch it went free in (RUN_CLEAN once
+ *                 its pages went back), lru = its bin's list; last page
+ *                 PG_run_tail, private = the length again.
+ * A span's dirty bitmap has one bit per page that may be resident: set over
+ * a run's usable pages when it is freed, cleared when pages go back to the
+ * OS. __GFP_ZERO clears only dirty pages, and an empty span goes back to the
+ * zone saying how far it was written.
+ *
+ * Decay: a free extent that stays free through a whole decay period gives
+ * its dirty pages back (decay_tick()). One empty span stays, for the next
+ * allocation; it goes back to the zone once it has stayed empty as long,
+ * and a second empty span goes back at once.
+ *
+ * Locking: run_lock guards every span's extents and dirty bits, the bins
+ * and the counters. Spans come from and go back to the page allocator, and
+ * their struct run_span from and to kmalloc, with run_lock dropped, so it is
+ * never held while taking another lock of kmm's; kmm_resident() takes it
+ * inside the zone's lock (run_count_resident()). The decay's madvise calls run
+ * under it, as the heap's do: an extent released unlocked could be handed
+ * out meanwhile.
+ */
+#include "runs.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <kmm/mmzone.h>
+#include <kmm/slab.h>
+
+#include "fork.h"
+#include "internal.h"
+#include "list.h"
+#include "lock.h"
+#include "os.h"
+#include "page_alloc.h"
+
+#define SPAN_PAGES (1UL << MAX_PAGE_ORDER)
+#define WORD_BITS (8 * sizeof(unsigned long))
+#define SPAN_WORDS (SPAN_PAGES / WORD_BITS)
+#define RUN_EXACT_SHIFT 5	/* a bin per length up to 32 pages, then four per doubling */
+#define RUN_EXACT_BINS (1u << RUN_EXACT_SHIFT)
+#define RUN_NR_BINS (RUN_EXACT_BINS + 4 * (MAX_PAGE_ORDER - RUN_EXACT_SHIFT) + 1)
+#define RUN_BIN_SCAN 64		/* extents of a bin compared for the best fit */
+#define RUN_CLEAN 0xffffffffu
+
+_Static_assert(RUN_NR_BINS <= 64, "one mask bit per bin");
+
+struct run_span {
+	unsigned long dirty[SPAN_WORDS];
+};
+
+static struct kmm_lock run_lock = KMM_LOCK_INIT;
+static struct list_head run_bins[RUN_NR_BINS];
+static uint64_t run_bin_mask;		/* bit b: bin b is not empty */
+static unsigned long run_spans, run_used_pages;
+static struct decay_clock run_clock;
+static pthread_once_t run_once = PTHREAD_ONCE_INIT;
+
+static void run_atfork_prepare(void);
+static void run_atfork_parent(void);
+static void run_atfork_child(void);
+
+static void run_decay_check(void);
+
+static void run_setup(void)
+{
+	for (unsigned int b = 0; b < RUN_NR_BINS; b++)
+		INIT_LIST_HEAD(&run_bins[b]);
+	pthread_atfork(run_atfork_prepare, run_atfork_parent, run_atfork_child);
+	page_decay_register(run_decay_check);
+}
+
+static unsigned long pages_for(size_t size)
+{
+	return (size + os_page_size - 1) >> os_page_shift;
+}
+
+/* ---------------------------------------------------------------------------
+ * Dirty bits (run_lock held, or a private copy)
+ */
+
+static void dirty_assign(unsigned long *map, unsigned long from, unsigned long n, bool dirty)
+{
+	for (unsigned long i = from, end = from + n; i < end;) {
+		unsigned long bit = i % WORD_BITS;
+		unsigned long k = WORD_BITS - bit < end - i ? WORD_BITS - bit : end - i;
+		unsigned long mask = (k == WORD_BITS ? ~0UL : (1UL << k) - 1) << bit;
+
+		if (dirty)
+			map[i / WORD_BITS] |= mask;
+		else
+			map[i / WORD_BITS] &= ~mask;
+		i += k;
+	}
+}
+
+/* The first page in [i, end) that is dirty (dirty) or clean (!dirty); end if none. */
+static unsigned long find_page(const unsigned long *map, unsigned long i, unsigned long end,
+			       bool dirty)
+{
+	while (i < end) {
+		unsigned long w = map[i / WORD_BITS];
+
+		w = (dirty ? w : ~w) >> (i % WORD_BITS);
+		if (w) {
+			i += (unsigned long)__builtin_ctzl(w);
+			return i < end ? i : end;
+		}
+		i = (i / WORD_BITS + 1) * WORD_BITS;
+	}
+	return end;
+}
+
+/* The first dirty range in [*from, end): its start in *from; its length, 0 if none. */
+static unsigned long next_dirty(const unsigned long *map, unsigned long *from, unsigned long end)
+{
+	unsigned long i = find_page(map, *from, end, true);
+
+	if (i >= end)
+		return 0;
+	*from = i;
+	return find_page(map, i, end, false) - i;
+}
+
+/* How far into the span pages were written: one past the last dirty bit. */
+static unsigned long dirty_extent(const unsigned long *map)
+{
+	for (unsigned long w = SPAN_WORDS; w-- > 0;) {
+		if (map[w])
+			return w * WORD_BITS + WORD_BITS - (unsigned long)__builtin_clzl(map[w]);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Spans and free extents (run_lock held)
+ */
+
+static unsigned long span_index(const struct page *page)
+{
+	return (unsigned long)(page - page_section(page)->pages);
+}
+
+static struct run_span *span_of(const struct page *page)
+{
+	return page_section(page)->pages[0].freelist;
+}
+
+static void flags_update(struct page *page, unsigned long set, unsigned long clear)
+{
+	set_page_flags(page, (page_flags(page) & ~clear) | set);
+}
+
+static unsigned int bin_of(unsigned long len)
+{
+	unsigned int k;
+
+	if (len <= RUN_EXACT_BINS)
+		return (unsigned int)len - 1;
+	k = (unsigned int)(WORD_BITS - 1) - (unsigned int)__builtin_clzl(len);
+	return RUN_EXACT_BINS + 4 * (k - RUN_EXACT_SHIFT) +
+	       (unsigned int)((len - (1UL << k)) >> (k - 2));
+}
+
+static void extent_add(struct page *head, unsigned long len, uint32_t epoch)
+{
+	struct page *tail = head + len - 1;
+	unsigned int b = bin_of(len);
+
+	head->private = len;
+	head->inuse = epoch;
+	flags_update(head, PG_run_free, 0);
+	tail->private = len;
+	flags_update(tail, PG_run_tail, 0);
+	list_add(&head->lru, &run_bins[b]);
+	run_bin_mask |= 1ULL << b;
+}
+
+/* Takes a free extent off its bin and drops its marks; returns its length. */
+static unsigned long extent_del(struct page *head)
+{
+	unsigned long len = head->private;
+	unsigned int b = bin_of(len);
+
+	list_del(&head->lru);
+	if (list_empty(&run_bins[b]))
+		run_bin_mask &= ~(1ULL << b);
+	flags_update(head, 0, PG_run_free);
+	flags_update(head + len - 1, 0, PG_run_tail);
+	return len;
+}
+
+/* Of the first extents of bin b, the shortest that holds need pages; NULL if none. */
+static struct page *best_in_bin(unsigned int b, unsigned long need)
+{
+	struct page *best = NULL;
+	unsigned int n = 0;
+
+	for (struct list_head *e = run_bins[b].next; e != &run_bins[b] && n++ < RUN_BIN_SCAN;
+	     e = e->next) {
+		struct page *page = list_entry(e, struct page, lru);
+
+		if (page->private < need || (best && (page->private > best->private ||
+		    (page->private == best->private && page > best))))
+			continue;
+		best = page;
+		if (page->private == need)
+			break;
+	}
+	return best;
+}
+
+/* A free extent of at least need pages, off its bin; NULL if none. */
+static struct page *take_fit(unsigned long need)
+{
+	unsigned int b = bin_of(need);
+	uint64_t mask = run_bin_mask >> b << b;
+
+	while (mask) {
+		struct page *page = best_in_bin((unsigned int)__builtin_ctzll(mask), need);
+
+		if (page) {
+			extent_del(page);
+			return page;
+		}
+		mask &= mask - 1;
+	}
+	return NULL;
+}
+
+/*
+ * Hands out need pages at offset off of the free extent head (len pages,
+ * off its bin); what lies before and after stays free, as old as it was.
+ */
+static struct page *carve(struct page *head, unsigned long len, unsigned long off,
+			  unsigned long need, uint32_t epoch)
+{
+	struct page *run = head + off;
+
+	if (off)
+		extent_add(head, off, epoch);
+	if (len > off + need)
+		extent_add(run + need, len - off - need, epoch);
+	run->private = need << os_page_shift;
+	flags_update(run, PG_large_kmalloc, 0);
+	run_used_pages += need;
+	return run;
+}
+
+static bool empty_span_kept(void)
+{
+	return run_bin_mask & (1ULL << bin_of(SPAN_PAGES));
+}
+
+/*
+ * Pages [page, page + n) of a span go free, dirty or released, merged with
+ * the free extents beside them. Returns the span's head if that left it
+ * empty while another empty span is kept: the caller gives it back unlocked.
+ */
+static struct page *free_extent(struct page *page, unsigned long n, bool dirty)
+{
+	unsigned long idx = span_index(page);
+	uint32_t epoch = dirty ? run_clock.epoch : RUN_CLEAN;
+	struct page *head = page;
+
+	dirty_assign(span_of(page)->dirty, idx, n, dirty);
+	if (idx + n < SPAN_PAGES && (page_flags(page + n) & PG_run_free)) {
+		if (page[n].inuse != RUN_CLEAN)
+			epoch = run_clock.epoch;
+		n += extent_del(page + n);
+	}
+	if (idx > 0 && (page_flags(page - 1) & PG_run_tail)) {
+		head = page - page[-1].private;
+		if (head->inuse != RUN_CLEAN)
+			epoch = run_clock.epoch;
+		n += extent_del(head);
+	}
+	if (n == SPAN_PAGES && empty_span_kept()) {
+		run_spans--;
+		return head;
+	}
+	extent_add(head, n, epoch);
+	return NULL;
+}
+
+/* A new span, as one free extent not yet on a bin; made with run_lock dropped. */
+static struct page *span_new(gfp_t gfp)
+{
+	struct run_span *span = kmm_kmalloc(sizeof(*span), gfp | __GFP_ZERO);
+	unsigned long dirty = 0;
+	struct page *head;
+
+	if (!span)
+		return NULL;
+	head = page_alloc_run(gfp & ~__GFP_ZERO, MAX_PAGE_ORDER, &dirty);
+	if (!head) {
+		kmm_kfree(span);
+		return NULL;
+	}
+	dirty_assign(span->dirty, 0, dirty, true);
+	head->freelist = span;
+	head->private = SPAN_PAGES;
+	flags_update(head, PG_run_span, 0);
+	return head;
+}
+
+/* Gives an empty span (off its bin) back to the zone, run_lock dropped. */
+static void span_free(struct page *head)
+{
+	struct run_span *span = head->freelist;
+	unsigned long dirty = dirty_extent(span->dirty);
+
+	head->freelist = NULL;
+	head->private = 0;
+	head->inuse = 0;
+	flags_update(head, 0, PG_run_span);
+	kmm_kfree(span);
+	page_free_run(head, dirty);
+}
+
+static void spans_free(struct list_head *list)
+{
+	while (!list_empty(list)) {
+		struct page *head = list_first_entry(list, struct page, lru);
+
+		list_del(&head->lru);
+		span_free(head);
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * Giving memory back (run_lock held)
+ */
+
+/* Gives back the dirty pages of a free extent; returns how many. */
+static unsigned long release_extent(struct page *head)
+{
+	struct run_span *span = span_of(head);
+	struct page *first = page_section(head)->pages;
+	unsigned long from = span_index(head), end = from + head->private, n, pages = 0;
+
+	while ((n = next_dirty(span->dirty, &from, end)) != 0) {
+		os_release(page_to_virt(first + from), n << os_page_shift);
+		dirty_assign(span->dirty, from, n, false);
+		pages += n;
+		from += n;
+	}
+	head->inuse = RUN_CLEAN;
+	return pages;
+}
+
+/*
+ * The free extents that went free before epoch limit give their dirty
+ * pages back; empty spans that did go onto empty, off their bin, for the
+ * caller to give back unlocked. Returns the pages released.
+ */
+static unsigned long release_free(uint32_t limit, struct list_head *empty)
+{
+	unsigned long pages = 0;
+
+	for (unsigned int b = 0; b < RUN_NR_BINS; b++) {
+		struct list_head *e = run_bins[b].next;
+
+		while (e != &run_bins[b]) {
+			struct page *head = list_entry(e, struct page, lru);
+			bool old = head->inuse == RUN_CLEAN || head->inuse < limit;
+
+			e = e->next;
+			if (old && head->private == SPAN_PAGES) {
+				extent_del(head);
+				run_spans--;
+				list_add(&head->lru, empty);
+			} else if (old && head->inuse != RUN_CLEAN) {
+				pages += release_extent(head);
+			}
+		}
+	}
+	return pages;
+}
+
+/* After an allocation or a free: the decay's turn, once per period. */
+static void run_decay(struct list_head *empty)
+{
+	uint32_t limit = decay_tick(&run_clock);
+
+	if (limit)
+		release_free(limit, empty);
+}
+
+/* The decay without an allocation or a free of a run (page_decay_register()). */
+static void run_decay_check(void)
+{
+	struct list_head empty;
+
+	INIT_LIST_HEAD(&empty);
+	kmm_lock(&run_lock);
+	run_decay(&empty);
+	kmm_unlock(&run_lock);
+	spans_free(&empty);
+}
+
+/* ---------------------------------------------------------------------------
+ * Allocation and free
+ */
+
+/* Clears the dirty pages of a new run, from a copy of its span's bits taken under the lock. */
+static unsigned long zero_dirty(struct page *run, const unsigned long *map, unsigned long need,
+				bool zero)
+{
+	unsigned long from = span_index(run), end = from + need, n, dirty = 0;
+
+	while ((n = next_dirty(map, &from, end)) != 0) {
+		if (zero)
+			memset(page_to_virt(run + (from - span_index(run))), 0, n << os_page_shift);
+		dirty += n;
+		from += n;
+	}
+	return dirty;
+}
+
+void *run_alloc(size_t size, size_t align, gfp_t gfp)
+{
+	unsigned long need = pages_for(size), dirty, off, len, snap[SPAN_WORDS];
+	unsigned long mask = align > os_page_size ? (align >> os_page_shift) - 1 : 0;
+	struct list_head empty;
+	struct page *head, *run;
+	uint32_t epoch;
+
+	if (need + mask > SPAN_PAGES) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pthread_once(&run_once, run_setup);
+	INIT_LIST_HEAD(&empty);
+	kmm_lock_for(&run_lock, gfp);
+	head = take_fit(need + mask);
+	if (!head) {
+		kmm_unlock(&run_lock);
+		head = span_new(gfp);
+		if (!head) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		kmm_lock_for(&run_lock, gfp);
+		run_spans++;
+		head->inuse = dirty_extent(span_of(head)->dirty) ? run_clock.epoch : RUN_CLEAN;
+	}
+	len = head->private;
+	epoch = head->inuse;
+	off = ((span_index(head) + mask) & ~mask) - span_index(head);
+	run = carve(head, len, off, need, epoch);
+	memcpy(snap, span_of(run)->dirty, sizeof(snap));
+	run_decay(&empty);
+	kmm_unlock(&run_lock);
+	spans_free(&empty);
+	dirty = zero_dirty(run, snap, need, gfp & __GFP_ZERO);
+	/* Only where the caller may wait: releasing takes system calls. */
+	if (need > dirty && (gfp & __GFP_DIRECT_RECLAIM))
+		page_release_for_run(need - dirty);
+	return page_to_virt(run);
+}
+
+void run_free(struct page *page, bool release)
+{
+	unsigned long n = page->private >> os_page_shift;
+	struct list_head empty;
+	struct page *idle;
+
+	INIT_LIST_HEAD(&empty);
+	/* The run is still the caller's: no lock needed, nobody else sees it. */
+	if (release)
+		os_release(page_to_virt(page), n << os_page_shift);
+	kmm_lock(&run_lock);
+	flags_update(page, 0, PG_large_kmalloc);
+	run_used_pages -= n;
+	idle = free_extent(page, n, !release);
+	run_decay(&empty);
+	kmm_unlock(&run_lock);
+	if (idle)
+		span_free(idle);
+	spans_free(&empty);
+}
+
+bool run_resize_in_place(struct page *page, size_t size)
+{
+	unsigned long want = pages_for(size), n, len;
+	struct page *next;
+	bool ok = true;
+
+	kmm_lock(&run_lock);
+	n = page->private >> os_page_shift;
+	next = page + n;
+	if (want < n) {
+		/* The run stays in its span, so the span cannot turn empty. */
+		free_extent(page + want, n - want, true);
+		run_used_pages -= n - want;
+	} else if (want > n) {
+		ok = span_index(page) + n < SPAN_PAGES && (page_flags(next) & PG_run_free) &&
+		     n + next->private >= want;
+		if (ok) {
+			uint32_t epoch = next->inuse;
+
+			len = extent_del(next);
+			if (n + len > want)
+				extent_add(page + want, n + len - want, epoch);
+			run_used_pages += want - n;
+		}
+	}
+	if (ok)
+		page->private = want << os_page_shift;
+	kmm_unlock(&run_lock);
+	return ok;
+}
+
+unsigned long run_trim(void)
+{
+	struct list_head empty;
+	unsigned long pages, spans = 0;
+
+	pthread_once(&run_once, run_setup);
+	INIT_LIST_HEAD(&empty);
+	kmm_lock(&run_lock);
+	pages = release_free(RUN_CLEAN, &empty);
+	kmm_unlock(&run_lock);
+	for (struct list_head *e = empty.next; e != &empty; e = e->next)
+		spans++;
+	spans_free(&empty);
+	return pages + spans * SPAN_PAGES;
+}
+
+void run_count_resident(const struct page *head, const unsigned char *vec, unsigned long *runs,
+			unsigned long *free)
+{
+	kmm_lock(&run_lock);
+	for (unsigned long i = 0, n; i < SPAN_PAGES; i += n) {
+		unsigned long flags = page_flags(&head[i]), *to = runs;
+
+		n = 1;
+		if (flags & PG_run_free) {
+			n = head[i].private;
+			to = free;
+		} else if (flags & PG_large_kmalloc) {
+			n = head[i].private >> os_page_shift;
+		}
+		/* A span on its way back to the zone has no marks left: page by page. */
+		if (!n || n > SPAN_PAGES - i)
+			n = 1;
+		for (unsigned long j = i; j < i + n; j++)
+			*to += vec[j];
+	}
+	kmm_unlock(&run_lock);
+}
+
+void run_stats(struct run_stats *st)
+{
+	kmm_lock(&run_lock);
+	st->spans = run_spans;
+	st->used_pages = run_used_pages;
+	st->free_pages = run_spans * SPAN_PAGES - run_used_pages;
+	kmm_unlock(&run_lock);
+}
+
+void run_show(int fd)
+{
+	struct run_stats st;
+	unsigned long kib = os_page_size >> 10;
+
+	run_stats(&st);
+	kmm_dprint(fd, "kmalloc runs: spans %lu, in use %lu KiB, free %lu KiB\n", st.spans,
+		   st.used_pages * kib, st.free_pages * kib);
+}
+
+/* ---------------------------------------------------------------------------
+ * fork
+ */
+
+static bool fork_locked;
+
+static void run_atfork_prepare(void)
+{
+	fork_locked = fork_prepare_begin();
+	if (fork_locked)
+		kmm_lock(&run_lock);
+}
+
+static void run_atfork_parent(void)
+{
+	if (!fork_locked)
+		return;
+	kmm_unlock(&run_lock);
+	fork_parent_end();
+}
+
+static void run_atfork_child(void)
+{
+	if (fork_locked)
+		kmm_lock_reset(&run_lock);
+}
