@@ -406,7 +406,10 @@ static unsigned long release_free(uint32_t limit, struct list_head *empty)
 	return pages;
 }
 
-/* After an allocation or a free: the decay's turn, once per period. */
+/*
+ * After a free (allocations do not read the clock: a program that only
+ * allocates has nothing to give back): the decay's turn, once per period.
+ */
 static void run_decay(struct list_head *empty)
 {
 	uint32_t limit = decay_tick(&run_clock);
@@ -431,9 +434,12 @@ static void run_decay_check(void)
  * Allocation and free
  */
 
-/* Clears the dirty pages of a new run, from a copy of its span's bits taken under the lock. */
-static unsigned long zero_dirty(struct page *run, const unsigned long *map, unsigned long need,
-				bool zero)
+/*
+ * The dirty pages among a new run's, by its span's bits map (under
+ * run_lock, or a copy of them); with zero, they are cleared.
+ */
+static unsigned long run_dirty_pages(struct page *run, unsigned long need,
+				     const unsigned long *map, bool zero)
 {
 	unsigned long from = span_index(run), end = from + need, n, dirty = 0;
 
@@ -450,7 +456,6 @@ void *run_alloc(size_t size, size_t align, gfp_t gfp)
 {
 	unsigned long need = pages_for(size), dirty, off, len, snap[SPAN_WORDS];
 	unsigned long mask = align > os_page_size ? (align >> os_page_shift) - 1 : 0;
-	struct list_head empty;
 	struct page *head, *run;
 	uint32_t epoch;
 
@@ -459,7 +464,6 @@ void *run_alloc(size_t size, size_t align, gfp_t gfp)
 		return NULL;
 	}
 	pthread_once(&run_once, run_setup);
-	INIT_LIST_HEAD(&empty);
 	kmm_lock_for(&run_lock, gfp);
 	head = take_fit(need + mask);
 	if (!head) {
@@ -477,11 +481,14 @@ void *run_alloc(size_t size, size_t align, gfp_t gfp)
 	epoch = head->inuse;
 	off = ((span_index(head) + mask) & ~mask) - span_index(head);
 	run = carve(head, len, off, need, epoch);
-	memcpy(snap, span_of(run)->dirty, sizeof(snap));
-	run_decay(&empty);
+	/* Clearing waits for the lock to drop, on a copy of the bits: calloc's cost, not malloc's. */
+	if (gfp & __GFP_ZERO)
+		memcpy(snap, span_of(run)->dirty, sizeof(snap));
+	else
+		dirty = run_dirty_pages(run, need, span_of(run)->dirty, false);
 	kmm_unlock(&run_lock);
-	spans_free(&empty);
-	dirty = zero_dirty(run, snap, need, gfp & __GFP_ZERO);
+	if (gfp & __GFP_ZERO)
+		dirty = run_dirty_pages(run, need, snap, true);
 	/* Only where the caller may wait: releasing takes system calls. */
 	if (need > dirty && (gfp & __GFP_DIRECT_RECLAIM))
 		page_release_for_run(need - dirty);

@@ -279,6 +279,49 @@ static void test_page_run_zeroing(void)
 }
 
 /*
+ * Free extents between runs that stay free through a whole decay period
+ * give their pages back with no malloc_trim, while the runs still in use
+ * keep their span: a burst of 6-page runs freed but for every tenth, then
+ * two frees a period apart (each runs the decay check). A freed run merges
+ * into the hole it came from and makes it new again, so only most holes
+ * must be released.
+ */
+#define NR_DECAY_RUNS 100
+
+static void test_page_run_decay(void)
+{
+	static unsigned char *r[NR_DECAY_RUNS];
+	size_t size = 6 * PAGE_SIZE;
+	long old = kmm_page_decay_ms(20);
+	int released = 0;
+
+	if (test_thp_always())
+		goto out;
+	for (int i = 0; i < NR_DECAY_RUNS; i++) {
+		r[i] = kmalloc(size, GFP_KERNEL);
+		CHECK(r[i] != NULL);
+		memset(r[i], 1, size);
+	}
+	for (int i = 0; i < NR_DECAY_RUNS; i++) {
+		if (i % 10)
+			kfree(r[i]);
+	}
+	for (int k = 0; k < 2; k++) {
+		usleep(60 * 1000);
+		kfree(kmalloc(size, GFP_KERNEL));
+	}
+	for (int i = 0; i < NR_DECAY_RUNS; i++)
+		released += i % 10 && range_not_resident(r[i], size);
+	CHECK(released >= NR_DECAY_RUNS / 2);
+	for (int i = 0; i < NR_DECAY_RUNS; i += 10) {
+		CHECK(r[i][0] == 1 && r[i][size - 1] == 1);
+		kfree(r[i]);
+	}
+out:
+	kmm_page_decay_ms(old);
+}
+
+/*
  * A page run of 128 KiB or more that krealloc moves leaves its pages clean:
  * they are not resident once the move is done. A plug right after the run
  * makes the move happen; a run taken from a free extent may have the plug
@@ -725,6 +768,7 @@ int main(void)
 	RUN(test_heap_decay);
 	RUN(test_page_runs_merge);
 	RUN(test_page_run_zeroing);
+	RUN(test_page_run_decay);
 	RUN(test_kzalloc_after_dirty_use);
 	RUN(test_overflow);
 	RUN(test_krealloc);
