@@ -33,9 +33,7 @@
  * zone saying how far it was written.
  *
  * Decay: a free extent that stays free through a whole decay period gives
- * its dirty pages back (decay_tick()). Sooner, when a run must write fresh
- * pages while free extents hold more than RUN_DIRTY_KEEP dirty pages, as
- * many go back first (release_for_fresh()). One empty span stays, for the next
+ * its dirty pages back (decay_tick()). One empty span stays, for the next
  * allocation; it goes back to the zone once it has stayed empty as long,
  * and a second empty span goes back at once.
  *
@@ -83,15 +81,6 @@ static struct kmm_lock run_lock = KMM_LOCK_INIT;
 static struct list_head run_bins[RUN_NR_BINS];
 static uint64_t run_bin_mask;		/* bit b: bin b is not empty */
 static unsigned long run_spans, run_used_pages;
-/* Pages of free extents whose dirty bit is set: resident memory no run uses. */
-static unsigned long run_free_dirty;
-/*
- * What a run that writes fresh pages leaves dirty in free extents: 1/32 of
- * a span (128 KiB with 4 KiB pages). At 0, gcc's peak fell by 1.2 MiB but
- * git took 18% longer (faults on pages given back and written again); at
- * 128 KiB gcc's fell by 0.6 MiB, 1% slower, git's unchanged.
- */
-#define RUN_DIRTY_KEEP (SPAN_PAGES / 32)
 static struct decay_clock run_clock;
 static pthread_once_t run_once = PTHREAD_ONCE_INIT;
 
@@ -159,18 +148,6 @@ static unsigned long next_dirty(const unsigned long *map, unsigned long *from, u
 		return 0;
 	*from = i;
 	return find_page(map, i, end, false) - i;
-}
-
-/* The dirty pages of [from, from + n). */
-static unsigned long dirty_count(const unsigned long *map, unsigned long from, unsigned long n)
-{
-	unsigned long end = from + n, len, dirty = 0;
-
-	while ((len = next_dirty(map, &from, end)) != 0) {
-		dirty += len;
-		from += len;
-	}
-	return dirty;
 }
 
 /* How far into the span pages were written: one past the last dirty bit. */
@@ -298,13 +275,6 @@ static struct page *carve(struct page *head, unsigned long len, unsigned long of
 	return run;
 }
 
-/* An empty span leaves the runs' books, its dirty pages with it, for the zone. */
-static void span_leaves(struct page *head)
-{
-	run_free_dirty -= dirty_count(span_of(head)->dirty, 0, SPAN_PAGES);
-	run_spans--;
-}
-
 static bool empty_span_kept(void)
 {
 	return run_bin_mask & (1ULL << bin_of(SPAN_PAGES));
@@ -322,8 +292,6 @@ static struct page *free_extent(struct page *page, unsigned long n, bool dirty)
 	struct page *head = page;
 
 	dirty_assign(span_of(page)->dirty, idx, n, dirty);
-	if (dirty)
-		run_free_dirty += n;
 	if (idx + n < SPAN_PAGES && (page_flags(page + n) & PG_run_free)) {
 		if (page[n].inuse != RUN_CLEAN)
 			epoch = run_clock.epoch;
@@ -336,7 +304,7 @@ static struct page *free_extent(struct page *page, unsigned long n, bool dirty)
 		n += extent_del(head);
 	}
 	if (n == SPAN_PAGES && empty_span_kept()) {
-		span_leaves(head);
+		run_spans--;
 		return head;
 	}
 	extent_add(head, n, epoch);
@@ -406,7 +374,6 @@ static unsigned long release_extent(struct page *head)
 		from += n;
 	}
 	head->inuse = RUN_CLEAN;
-	run_free_dirty -= pages;
 	return pages;
 }
 
@@ -429,7 +396,7 @@ static unsigned long release_free(uint32_t limit, struct list_head *empty)
 			e = e->next;
 			if (old && head->private == SPAN_PAGES) {
 				extent_del(head);
-				span_leaves(head);
+				run_spans--;
 				list_add(&head->lru, empty);
 			} else if (old && head->inuse != RUN_CLEAN) {
 				pages += release_extent(head);
@@ -451,35 +418,6 @@ static void run_decay(struct list_head *empty)
 		release_free(limit, empty);
 }
 
-/*
- * A new run is about to write fresh pages: as many dirty pages of free
- * extents go back first, largest extents first, while more than
- * RUN_DIRTY_KEEP stay. Those extents did not serve this request, and a
- * program whose buffers change size would otherwise add the pages it
- * touches to those it freed and cannot use (the zone does the same for
- * its free blocks: page_release_for_run()).
- */
-static void release_for_fresh(unsigned long fresh)
-{
-	unsigned long target;
-
-	if (run_free_dirty <= RUN_DIRTY_KEEP)
-		return;
-	target = run_free_dirty - RUN_DIRTY_KEEP < fresh ? run_free_dirty - RUN_DIRTY_KEEP : fresh;
-	for (unsigned int b = RUN_NR_BINS; b-- > 0 && target;) {
-		for (struct list_head *e = run_bins[b].next; e != &run_bins[b] && target;
-		     e = e->next) {
-			struct page *head = list_entry(e, struct page, lru);
-			unsigned long pages;
-
-			if (head->inuse == RUN_CLEAN)
-				continue;
-			pages = release_extent(head);
-			target -= pages < target ? pages : target;
-		}
-	}
-}
-
 /* The decay without an allocation or a free of a run (page_decay_register()). */
 static void run_decay_check(void)
 {
@@ -496,15 +434,22 @@ static void run_decay_check(void)
  * Allocation and free
  */
 
-/* Clears the dirty pages of a new run, by a copy of its span's bits. */
-static void zero_dirty(struct page *run, unsigned long need, const unsigned long *map)
+/*
+ * The dirty pages among a new run's, by its span's bits map (under
+ * run_lock, or a copy of them); with zero, they are cleared.
+ */
+static unsigned long run_dirty_pages(struct page *run, unsigned long need,
+				     const unsigned long *map, bool zero)
 {
-	unsigned long from = span_index(run), end = from + need, n;
+	unsigned long from = span_index(run), end = from + need, n, dirty = 0;
 
 	while ((n = next_dirty(map, &from, end)) != 0) {
-		memset(page_to_virt(run + (from - span_index(run))), 0, n << os_page_shift);
+		if (zero)
+			memset(page_to_virt(run + (from - span_index(run))), 0, n << os_page_shift);
+		dirty += n;
 		from += n;
 	}
+	return dirty;
 }
 
 void *run_alloc(size_t size, size_t align, gfp_t gfp)
@@ -530,23 +475,20 @@ void *run_alloc(size_t size, size_t align, gfp_t gfp)
 		}
 		kmm_lock_for(&run_lock, gfp);
 		run_spans++;
-		run_free_dirty += dirty_count(span_of(head)->dirty, 0, SPAN_PAGES);
 		head->inuse = dirty_extent(span_of(head)->dirty) ? run_clock.epoch : RUN_CLEAN;
 	}
 	len = head->private;
 	epoch = head->inuse;
 	off = ((span_index(head) + mask) & ~mask) - span_index(head);
 	run = carve(head, len, off, need, epoch);
-	dirty = dirty_count(span_of(run)->dirty, span_index(run), need);
-	run_free_dirty -= dirty;
 	/* Clearing waits for the lock to drop, on a copy of the bits: calloc's cost, not malloc's. */
 	if (gfp & __GFP_ZERO)
 		memcpy(snap, span_of(run)->dirty, sizeof(snap));
-	if (need > dirty && (gfp & __GFP_DIRECT_RECLAIM))
-		release_for_fresh(need - dirty);
+	else
+		dirty = run_dirty_pages(run, need, span_of(run)->dirty, false);
 	kmm_unlock(&run_lock);
 	if (gfp & __GFP_ZERO)
-		zero_dirty(run, need, snap);
+		dirty = run_dirty_pages(run, need, snap, true);
 	/* Only where the caller may wait: releasing takes system calls. */
 	if (need > dirty && (gfp & __GFP_DIRECT_RECLAIM))
 		page_release_for_run(need - dirty);
@@ -593,7 +535,6 @@ bool run_resize_in_place(struct page *page, size_t size)
 		if (ok) {
 			uint32_t epoch = next->inuse;
 
-			run_free_dirty -= dirty_count(span_of(page)->dirty, span_index(next), want - n);
 			len = extent_del(next);
 			if (n + len > want)
 				extent_add(page + want, n + len - want, epoch);

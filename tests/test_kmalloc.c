@@ -322,52 +322,6 @@ out:
 }
 
 /*
- * A run that must write fresh pages first gives back the dirty pages of
- * free extents that could not serve it, while 1/32 of a span (32 pages)
- * stays: 10 holes of 18 dirty pages, then a run of 300 fresh pages
- * in the same span, leave 32 dirty pages in the holes. The test's runs go
- * to a new span, clean: a whole-section run takes the kept empty span first.
- */
-static void test_fresh_run_releases_holes(void)
-{
-	static unsigned char *r[40];
-	size_t size = 6 * PAGE_SIZE, big_size = 300 * PAGE_SIZE;
-	long old = kmm_page_decay_ms(-1);
-	struct kmm_resident before, after;
-	unsigned char *hold, *big;
-
-	if (test_thp_always())
-		goto out;
-	kmm_page_reclaim();
-	hold = kmalloc(MAX_BLOCK, GFP_KERNEL);
-	CHECK(hold != NULL);
-	for (int i = 0; i < 40; i++) {
-		r[i] = kmalloc(size, GFP_KERNEL);
-		CHECK(r[i] != NULL);
-		memset(r[i], 7, size);
-	}
-	for (int i = 0; i < 40; i++) {
-		if (i % 4)
-			kfree(r[i]);
-	}
-	kmm_resident(&before);
-	big = kmalloc(big_size, GFP_KERNEL);
-	CHECK(big != NULL);
-	memset(big, 8, big_size);
-	kmm_resident(&after);
-	/* 180 dirty pages in the holes, 32 kept: 148 released. */
-	CHECK(after.free_pages + 140 <= before.free_pages);
-	for (int i = 0; i < 40; i += 4) {
-		CHECK(r[i][0] == 7 && r[i][size - 1] == 7);
-		kfree(r[i]);
-	}
-	kfree(big);
-	kfree(hold);
-out:
-	kmm_page_decay_ms(old);
-}
-
-/*
  * A page run of 128 KiB or more that krealloc moves leaves its pages clean:
  * they are not resident once the move is done. A plug right after the run
  * makes the move happen; a run taken from a free extent may have the plug
@@ -815,7 +769,6 @@ int main(void)
 	RUN(test_page_runs_merge);
 	RUN(test_page_run_zeroing);
 	RUN(test_page_run_decay);
-	RUN(test_fresh_run_releases_holes);
 	RUN(test_kzalloc_after_dirty_use);
 	RUN(test_overflow);
 	RUN(test_krealloc);
