@@ -473,14 +473,19 @@ static void *alloc_loop(void *arg)
 	return NULL;
 }
 
-/* Chunks of kmalloc's heap only (one to three pages): its lock is taken most of the time. */
+/*
+ * Chunks of kmalloc's heap (one to three pages) and page runs (five to
+ * twelve pages) only: their locks are taken most of the time.
+ */
 static void *heap_loop(void *arg)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	uint64_t seed = (uintptr_t)arg;
 
 	while (!atomic_load(&stop)) {
-		void *p = malloc(page + 16 + test_rand(&seed) % (2 * page));
+		size_t size = test_rand(&seed) & 1 ? page + 16 + test_rand(&seed) % (2 * page)
+						    : 4 * page + 1 + test_rand(&seed) % (8 * page);
+		void *p = malloc(size);
 
 		free(p);
 	}
@@ -513,8 +518,9 @@ static void test_fork_stdio(void)
 
 			snprintf(p, 1000, "child %d", i);
 			free(strdup(p));
-			/* A heap chunk: the heap's lock was taken over the fork. */
+			/* A heap chunk and a page run: their locks were taken over the fork. */
 			free(malloc(2 * (size_t)sysconf(_SC_PAGESIZE) + 100 + (size_t)i));
+			free(malloc(6 * (size_t)sysconf(_SC_PAGESIZE) + (size_t)i));
 			_exit(0);
 		}
 		CHECK(waitpid(pid, &status, 0) == pid);
