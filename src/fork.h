@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <sys/single_threaded.h>
 
+#include "lock.h"
+
 /* glibc exports these (GLIBC_2.2.5); weak, so another libc simply lacks them. */
 extern void _IO_list_lock(void) __attribute__((weak));
 extern void _IO_list_unlock(void) __attribute__((weak));
@@ -43,6 +45,34 @@ static inline void fork_parent_end(void)
 }
 
 /* The child's list lock is reset by glibc itself. */
+
+/*
+ * For a layer whose handlers take one lock of its own (kmalloc's heap and
+ * page runs): prepare returns whether it took the lock, which the parent
+ * and child handlers are given back.
+ */
+static inline bool fork_lock_prepare(struct kmm_lock *lock)
+{
+	bool locked = fork_prepare_begin();
+
+	if (locked)
+		kmm_lock(lock);
+	return locked;
+}
+
+static inline void fork_lock_parent(struct kmm_lock *lock, bool locked)
+{
+	if (!locked)
+		return;
+	kmm_unlock(lock);
+	fork_parent_end();
+}
+
+static inline void fork_lock_child(struct kmm_lock *lock, bool locked)
+{
+	if (locked)
+		kmm_lock_reset(lock);
+}
 
 #pragma GCC visibility pop
 

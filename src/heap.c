@@ -573,21 +573,15 @@ static bool fork_locked;
 
 static void heap_atfork_prepare(void)
 {
-	fork_locked = fork_prepare_begin();
-	if (fork_locked)
-		kmm_lock(&heap_lock);
+	fork_locked = fork_lock_prepare(&heap_lock);
 }
 
 static void heap_atfork_parent(void)
 {
-	if (!fork_locked)
-		return;
-	kmm_unlock(&heap_lock);
-	fork_parent_end();
+	fork_lock_parent(&heap_lock, fork_locked);
 }
 
 static void heap_atfork_child(void)
 {
-	if (fork_locked)
-		kmm_lock_reset(&heap_lock);
+	fork_lock_child(&heap_lock, fork_locked);
 }

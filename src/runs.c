@@ -613,21 +613,15 @@ static bool fork_locked;
 
 static void run_atfork_prepare(void)
 {
-	fork_locked = fork_prepare_begin();
-	if (fork_locked)
-		kmm_lock(&run_lock);
+	fork_locked = fork_lock_prepare(&run_lock);
 }
 
 static void run_atfork_parent(void)
 {
-	if (!fork_locked)
-		return;
-	kmm_unlock(&run_lock);
-	fork_parent_end();
+	fork_lock_parent(&run_lock, fork_locked);
 }
 
 static void run_atfork_child(void)
 {
-	if (fork_locked)
-		kmm_lock_reset(&run_lock);
+	fork_lock_child(&run_lock, fork_locked);
 }
