@@ -43,6 +43,8 @@ enum pageflags {
 	/* First and last page of a free extent of a run span (runs.c). */
 	PG_run_free = 1u << 7,
 	PG_run_tail = 1u << 8,
+	/* The head of a freed run on a per-CPU cache of runs (runs.c). */
+	PG_run_cached = 1u << 9,
 };
 
 struct page {

@@ -7,6 +7,8 @@
  * runs. Runs under ThreadSanitizer, in both modes.
  */
 #include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -309,11 +311,80 @@ static void test_heap_threads(void)
 	kmm_page_decay_ms(old);
 }
 
+/*
+ * Page runs in a process with more than one thread: a freed run of up to
+ * 16 pages waits in its CPU's cache for the next request of its length
+ * (the same address, kzalloc still zero), so that threads do not meet on
+ * the runs' lock; a cached run freed again is still reported.
+ */
+static void *no_op(void *arg)
+{
+	return arg;
+}
+
+static void run_twice_threaded(void *arg)
+{
+	pthread_t t;
+	char *p;
+
+	/* A child of fork starts with one thread: give it a second. */
+	CHECK(pthread_create(&t, NULL, no_op, NULL) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+	p = kmalloc(6 * PAGE_SIZE, GFP_KERNEL);
+	sprintf(arg, "%p", (void *)p);
+	kfree(p);
+	kfree(p);
+}
+
+static void test_run_cache(void)
+{
+	size_t size = 6 * PAGE_SIZE;
+	struct kmm_resident before, after;
+	cpu_set_t old, one;
+	unsigned char *p, *z;
+	bool pinned;
+
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	pinned = sched_getaffinity(0, sizeof(old), &old) == 0 &&
+		 sched_setaffinity(0, sizeof(one), &one) == 0;
+	p = kmalloc(size, GFP_KERNEL);
+	CHECK(p != NULL);
+	memset(p, 0x5a, size);
+	kmm_resident(&before);
+	kfree(p);
+	/* Cached, not freed into its span: its pages still count as a run's. */
+	kmm_resident(&after);
+	if (!test_thp_always())
+		CHECK(after.run_pages >= before.run_pages);
+	z = kzalloc(size, GFP_KERNEL);
+	CHECK(z != NULL);
+	if (pinned)
+		CHECK(z == p);
+	for (size_t i = 0; i < size; i += 97)
+		CHECK_EQ(z[i], 0);
+	/*
+	 * The decay check (which the barns run once a period, and
+	 * kmm_drain_all_pages at once) empties the caches: then the pages
+	 * are a free extent's.
+	 */
+	kfree(z);
+	kmm_drain_all_pages();
+	kmm_resident(&after);
+	if (!test_thp_always())
+		CHECK(after.run_pages + 6 <= before.run_pages);
+	if (pinned)
+		sched_setaffinity(0, sizeof(old), &old);
+	check_abort_report("cached run freed twice", run_twice_threaded,
+			   "not the start of an allocation");
+}
+
 int main(void)
 {
 	RUN(test_producer_consumer);
 	RUN(test_thread_churn);
 	RUN(test_resident_while_slabs_change);
 	RUN(test_heap_threads);
+	RUN(test_run_cache);
 	return 0;
 }
