@@ -38,7 +38,8 @@
  * and a second empty span goes back at once.
  *
  * Locking: run_lock guards every span's extents and dirty bits, the bins
- * and the counters. Spans come from and go back to the page allocator, and
+ * and the counters; each per-CPU cache of freed runs has its own lock,
+ * taken before run_lock. Spans come from and go back to the page allocator, and
  * their struct run_span from and to kmalloc, with run_lock dropped, so it is
  * never held while taking another lock of kmm's; kmm_resident() takes it
  * inside the zone's lock (run_count_resident()). The decay's madvise calls run
