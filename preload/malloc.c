@@ -405,10 +405,14 @@ KMM_API void *realloc(void *p, size_t size)
 	    (old <= 4 * os_page_size || old - rounded >= os_page_size) &&
 	    kmalloc_shrink_in_place(p, rounded))
 		return p;
-	/* Fits: stay, unless a vmalloc area would keep more than twice what it needs. */
+	/*
+	 * Fits: stay, unless a block above four pages that did not shrink above
+	 * (a vmalloc area, or a run shrunk to a heap or slab size) would keep
+	 * more than twice what it needs.
+	 */
 	if (rounded <= old && (old <= 4 * os_page_size || rounded > old / 2))
 		return p;
-	/* vmalloc areas grow and shrink by mremap, page runs into free buddies: no copy. */
+	/* vmalloc areas grow and shrink by mremap, page runs into the free pages after them: no copy. */
 	if (!addr_to_page(p)) {
 		void *n = kmm_vrealloc(p, rounded, MALLOC_GFP);
 

@@ -456,10 +456,6 @@ static void run_decay(struct list_head *empty)
 		release_free(limit, empty);
 }
 
-/* ---------------------------------------------------------------------------
- * Per-CPU caches of freed runs
- */
-
 /*
  * run_lock held: the run headed by page (n pages, dirty or released) goes
  * free in its span; a span that leaves goes onto empty.
@@ -474,6 +470,10 @@ static void free_locked(struct page *page, unsigned long n, bool dirty, struct l
 	if (idle)
 		list_add(&idle->lru, empty);
 }
+
+/* ---------------------------------------------------------------------------
+ * Per-CPU caches of freed runs
+ */
 
 /* A cache's lock held: its runs go back to their spans until it holds at most keep pages. */
 static void pcp_drain(struct run_pcp *pcp, unsigned long keep, struct list_head *empty)

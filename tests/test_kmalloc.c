@@ -288,6 +288,20 @@ static void test_page_run_zeroing(void)
  */
 #define NR_DECAY_RUNS 100
 
+/* A burst of n blocks of size bytes, each written with 1, freed again but for every tenth. */
+static void burst_keep_tenth(unsigned char **p, int n, size_t size)
+{
+	for (int i = 0; i < n; i++) {
+		p[i] = kmalloc(size, GFP_KERNEL);
+		CHECK(p[i] != NULL);
+		memset(p[i], 1, size);
+	}
+	for (int i = 0; i < n; i++) {
+		if (i % 10)
+			kfree(p[i]);
+	}
+}
+
 static void test_page_run_decay(void)
 {
 	static unsigned char *r[NR_DECAY_RUNS];
@@ -297,15 +311,7 @@ static void test_page_run_decay(void)
 
 	if (test_thp_always())
 		goto out;
-	for (int i = 0; i < NR_DECAY_RUNS; i++) {
-		r[i] = kmalloc(size, GFP_KERNEL);
-		CHECK(r[i] != NULL);
-		memset(r[i], 1, size);
-	}
-	for (int i = 0; i < NR_DECAY_RUNS; i++) {
-		if (i % 10)
-			kfree(r[i]);
-	}
+	burst_keep_tenth(r, NR_DECAY_RUNS, size);
 	for (int k = 0; k < 2; k++) {
 		usleep(60 * 1000);
 		kfree(kmalloc(size, GFP_KERNEL));
@@ -706,15 +712,7 @@ static void test_heap_decay(void)
 	unsigned char *t[2];
 	int checked = 0;
 
-	for (int i = 0; i < NR_DECAY_CHUNKS; i++) {
-		c[i] = kmalloc(size, GFP_KERNEL);
-		CHECK(c[i] != NULL);
-		memset(c[i], 1, size);
-	}
-	for (int i = 0; i < NR_DECAY_CHUNKS; i++) {
-		if (i % 10)
-			kfree(c[i]);
-	}
+	burst_keep_tenth(c, NR_DECAY_CHUNKS, size);
 	for (int k = 0; k < 2; k++) {
 		usleep(60 * 1000);
 		t[k] = kmalloc(size, GFP_KERNEL);
