@@ -169,6 +169,38 @@ static void *short_lived(void *arg)
 	return NULL;
 }
 
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/*
+ * Once the process has had a second thread, a barn keeps up to ten full
+ * sheaves for the CPUs to trade (test_slab checks two while it has one).
+ */
+#define NR_BARN_OBJS 2048
+
+static void test_barn_threaded(void)
+{
+	static void *objs[NR_BARN_OBJS];
+	struct kmem_cache *s = kmem_cache_create("barn-threaded", 64, 0, 0, NULL);
+	long old = kmm_page_decay_ms(-1);
+	pthread_t t;
+
+	CHECK(s != NULL);
+	CHECK(pthread_create(&t, NULL, nothing, NULL) == 0);
+	pthread_join(t, NULL);
+	for (int i = 0; i < NR_BARN_OBJS; i++) {
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+	}
+	for (int i = 0; i < NR_BARN_OBJS; i++)
+		kmem_cache_free(s, objs[i]);
+	CHECK(cache_info("barn-threaded").cached_objs > 2 * 64);
+	kmm_page_decay_ms(old);
+	kmem_cache_destroy(s);
+}
+
 /* Cached objects go back when a thread exits: memory stays bounded. */
 static void test_thread_churn(void)
 {
@@ -386,5 +418,6 @@ int main(void)
 	RUN(test_resident_while_slabs_change);
 	RUN(test_heap_threads);
 	RUN(test_run_cache);
+	RUN(test_barn_threaded);
 	return 0;
 }
