@@ -250,6 +250,39 @@ static void test_page_runs_merge(void)
 }
 
 /*
+ * A span's top extent (the free extent that reaches its end) keeps 1 MiB
+ * of its dirty pages and gives back the rest when a run goes free: runs
+ * carved upwards and freed last first are not resident beyond that, with
+ * the decay off. 2.5 MiB of runs, one of which may straddle the 1 MiB.
+ */
+#define TOP_TOTAL (2560 * 1024)
+#define TOP_KEEP (1024 * 1024)
+
+static void test_page_run_top_trim(void)
+{
+	size_t size = PAGE_SIZE < 64 * 1024 ? 256 * 1024 : 8 * PAGE_SIZE;
+	int nr = TOP_TOTAL / size, kept = (TOP_KEEP + size - 1) / size, released = 0;
+	long old = kmm_page_decay_ms(-1);
+	unsigned char *r[16];
+
+	CHECK(nr <= 16);
+	if (test_thp_always())
+		goto out;
+	for (int i = 0; i < nr; i++) {
+		r[i] = kmalloc(size, GFP_KERNEL);
+		CHECK(r[i] != NULL);
+		memset(r[i], 0x5c, size);
+	}
+	for (int i = nr - 1; i >= 0; i--)
+		kfree(r[i]);
+	for (int i = 0; i < nr; i++)
+		released += range_not_resident(r[i], size);
+	CHECK(released >= nr - kept - 1);
+out:
+	kmm_page_decay_ms(old);
+}
+
+/*
  * kzalloc clears only the pages of a run that an earlier owner wrote: a
  * reused run reads zero, and pages of the span nobody wrote stay zero and
  * not resident.
@@ -765,6 +798,7 @@ int main(void)
 	RUN(test_heap_spans_given_back);
 	RUN(test_heap_decay);
 	RUN(test_page_runs_merge);
+	RUN(test_page_run_top_trim);
 	RUN(test_page_run_zeroing);
 	RUN(test_page_run_decay);
 	RUN(test_kzalloc_after_dirty_use);
