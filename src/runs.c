@@ -34,9 +34,10 @@
  *
  * Decay: a free extent that stays free through a whole decay period gives
  * its dirty pages back (decay_tick()); the top extent, reaching a span's
- * end, keeps 1 MiB of them and gives back the rest at once (trim_top()). One empty span stays, for the next
- * allocation; it goes back to the zone once it has stayed empty as long,
- * and a second empty span goes back at once.
+ * end, keeps 1 MiB of them and gives back the rest at once (trim_top()).
+ * One empty span stays, for the next allocation; it goes back to the zone
+ * once it has stayed empty as long, and a second empty span goes back at
+ * once.
  *
  * Locking: run_lock guards every span's extents and dirty bits, the bins
  * and the counters; each per-CPU cache of freed runs has its own lock,

@@ -12,7 +12,9 @@
  *                     nothing shared. Only caches whose sheaf holds at most
  *                     SPARE_MAX_BYTES have one: it doubles what a CPU caches.
  *   barn              per node: sheaves with objects and empty sheaves,
- *                     traded whole when a CPU's sheaf runs empty or full.
+ *                     traded whole when a CPU's sheaf runs empty or full;
+ *                     two full ones at most while the process has one
+ *                     thread (barn_max_full()).
  *   node lists        slabs with free objects (partial) and without (full);
  *                     empty slabs beyond min_partial go back to the pages.
  *
