@@ -34,7 +34,8 @@
  *
  * Decay: a free extent that stays free through a whole decay period gives
  * its dirty pages back (decay_tick()); the top extent, reaching a span's
- * end, keeps 1 MiB of them and gives back the rest at once (trim_top()).
+ * end, keeps 1 MiB of them (or twice the largest run freed, if more) and
+ * gives back the rest at once (trim_top()).
  * One empty span stays, for the next allocation; it goes back to the zone
  * once it has stayed empty as long, and a second empty span goes back at
  * once.
@@ -75,6 +76,7 @@
 #define RUN_NR_BINS (RUN_EXACT_BINS + 4 * (MAX_PAGE_ORDER - RUN_EXACT_SHIFT) + 1)
 #define RUN_BIN_SCAN 64		/* extents of a bin compared for the best fit */
 #define RUN_CLEAN 0xffffffffu
+#define RUN_TOP_KEEP (1024 * 1024)	/* bytes the top extent keeps dirty at first (trim_top()) */
 
 _Static_assert(RUN_NR_BINS <= 64, "one mask bit per bin");
 
@@ -86,6 +88,7 @@ static struct kmm_lock run_lock = KMM_LOCK_INIT;
 static struct list_head run_bins[RUN_NR_BINS];
 static uint64_t run_bin_mask;		/* bit b: bin b is not empty */
 static unsigned long run_spans, run_used_pages;
+static unsigned long run_top_keep;	/* pages; see trim_top() */
 static struct decay_clock run_clock;
 static pthread_once_t run_once = PTHREAD_ONCE_INIT;
 
@@ -128,6 +131,7 @@ static void run_setup(void)
 
 	for (unsigned int b = 0; b < RUN_NR_BINS; b++)
 		INIT_LIST_HEAD(&run_bins[b]);
+	run_top_keep = RUN_TOP_KEEP >> os_page_shift;
 	for (unsigned int cpu = 0; pcps && cpu < n; cpu++) {
 		for (unsigned int len = 0; len <= RUN_PCP_MAX_PAGES; len++)
 			INIT_LIST_HEAD(&pcps[cpu].lists[len]);
@@ -343,22 +347,31 @@ static unsigned long release_dirty(struct page *head, unsigned long from, unsign
 
 /*
  * The top extent, the free extent that reaches its span's end, keeps the
- * dirty pages of its first RUN_TOP_KEEP bytes and gives back the rest at
+ * dirty pages of its first run_top_keep pages and gives back the rest at
  * once, as glibc trims the top of its heap. Runs are carved from the lowest
  * fitting address, so the top is where a program's biggest buffers went
  * and what the decay would give back last. git's log --stat over loose
  * objects peaked at 9.6 MiB with freed buffers kept there (glibc 7.9); with
  * this, 8.7 (at 128 KiB kept, 8.6, but its madvise calls and refaults made
  * the whole git workload 15% slower; at 1 MiB, 4%).
+ *
+ * run_top_keep starts at RUN_TOP_KEEP and, as glibc raises its trim
+ * threshold when it frees a mapped chunk, rises to twice the largest run
+ * freed since (up to a span): a program that loops on a buffer of 2 MiB
+ * otherwise gave back and faulted in 1 MiB of it every round (227 us a
+ * round instead of 3.3).
  */
-#define RUN_TOP_KEEP (1024 * 1024)
-
 static void trim_top(struct page *head)
 {
-	unsigned long keep = RUN_TOP_KEEP >> os_page_shift;
+	if (span_index(head) + head->private == SPAN_PAGES && head->private > run_top_keep)
+		release_dirty(head, run_top_keep, head->private);
+}
 
-	if (span_index(head) + head->private == SPAN_PAGES && head->private > keep)
-		release_dirty(head, keep, head->private);
+/* run_lock held: a run of n pages went free, after its trim. */
+static void top_keep_raise(unsigned long n)
+{
+	if (2 * n > run_top_keep)
+		run_top_keep = 2 * n < SPAN_PAGES ? 2 * n : SPAN_PAGES;
 }
 
 /*
@@ -503,6 +516,7 @@ static void free_locked(struct page *page, unsigned long n, bool dirty, struct l
 	flags_update(page, 0, PG_large_kmalloc | PG_run_cached);
 	run_used_pages -= n;
 	idle = free_extent(page, n, dirty);
+	top_keep_raise(n);
 	if (idle)
 		list_add(&idle->lru, empty);
 }

@@ -282,6 +282,47 @@ out:
 	kmm_page_decay_ms(old);
 }
 
+/* Whether every page of [p, p + len) is resident (len at most 2 MiB). */
+static bool range_resident(void *p, size_t len)
+{
+	static unsigned char vec[512];
+
+	if (test_thp_always())
+		return true;
+	CHECK(len / MIN_HOST_PAGE <= sizeof(vec));
+	CHECK_EQ(mincore(p, len, vec), 0);
+	for (size_t i = 0; i < len / MIN_HOST_PAGE; i++) {
+		if (!(vec[i] & 1))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * What the top extent keeps rises to twice the largest run freed (up to a
+ * span): a loop on a 2 MiB buffer keeps all of it dirty from the first free
+ * on, instead of giving back and faulting in what lies beyond 1 MiB every
+ * round. After test_page_run_top_trim, whose runs leave the keep at 1 MiB.
+ */
+static void test_page_run_top_keep_rises(void)
+{
+	size_t size = 2 * 1024 * 1024;
+	long old = kmm_page_decay_ms(-1);
+	unsigned char *p = NULL;
+
+	if (test_thp_always())
+		goto out;
+	for (int round = 0; round < 3; round++) {
+		p = kmalloc(size, GFP_KERNEL);
+		CHECK(p != NULL);
+		memset(p, round + 1, size);
+		kfree(p);
+	}
+	CHECK(range_resident(p, size));
+out:
+	kmm_page_decay_ms(old);
+}
+
 /*
  * kzalloc clears only the pages of a run that an earlier owner wrote: a
  * reused run reads zero, and pages of the span nobody wrote stay zero and
@@ -799,6 +840,7 @@ int main(void)
 	RUN(test_heap_decay);
 	RUN(test_page_runs_merge);
 	RUN(test_page_run_top_trim);
+	RUN(test_page_run_top_keep_rises);
 	RUN(test_page_run_zeroing);
 	RUN(test_page_run_decay);
 	RUN(test_kzalloc_after_dirty_use);
