@@ -43,7 +43,8 @@ MAIN_WORKLOADS = [
     "fastpath/size:1024", "fastpath/size:4096", "working_set",
     "producer_consumer/real_time/threads:2", "larson/real_time/threads:{cpus}",
     "false_sharing/real_time/threads:{cpus}", "realloc_growth",
-    "large/size:262144", "large/size:1048576", "large/size:8388608",
+    "large/size:262144", "large/size:1048576", "large/size:2097152",
+    "large/size:8388608",
     "large_mixed", "large_threads/size:24576/real_time/threads:{cpus}",
     "large_threads/size:65536/real_time/threads:{cpus}",
 ]

@@ -401,7 +401,7 @@ static void add_malloc_context(void)
 int main(int argc, char **argv)
 {
 	static const int fast_sizes[] = { 16, 64, 256, 1024, 4096 };
-	static const int large_sizes[] = { 256 << 10, 1 << 20, 8 << 20 };
+	static const int large_sizes[] = { 256 << 10, 1 << 20, 2 << 20, 8 << 20 };
 	gb_bench *b;
 
 	b = gb_arg_name(gb_register("fastpath", bm_fastpath), "size");
