@@ -7,7 +7,9 @@
 #   bench/programs.sh [BUILD_DIR] [N] [WORKLOAD...]    (default: build 3 all)
 #
 # Allocators: glibc, kmm (BUILD_DIR/libkmm.so), and jemalloc, mimalloc,
-# tcmalloc where Debian's packages are installed.
+# tcmalloc where Debian's packages are installed; or the list in
+# ALLOCATORS (see allocators.sh), which must name glibc, the base of the
+# ratios.
 set -euo pipefail
 build=${1:-build}
 runs=${2:-3}
@@ -19,6 +21,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # shellcheck source=allocators.sh
 . "$(dirname "${BASH_SOURCE[0]}")/allocators.sh"
+if [[ " ${names[*]} " != *" glibc "* ]]; then
+	echo "programs.sh: the allocators must include glibc, the base of the ratios" >&2
+	exit 2
+fi
 
 # Start-up first: what each allocator adds to processes that do almost
 # nothing, timed per process by bench/startup (100 runs per run asked for).

@@ -10,7 +10,8 @@
 # pinned to one CPU (per-CPU caches make an unpinned replay vary), and
 # prints the median peak RSS above the replayer's start, and the ratio to
 # glibc's. Allocators: glibc, kmm (BUILD_DIR/libkmm.so), and jemalloc,
-# mimalloc, tcmalloc where Debian's packages are installed.
+# mimalloc, tcmalloc where Debian's packages are installed; or the list in
+# ALLOCATORS (see allocators.sh), which must name glibc.
 set -euo pipefail
 build=${1:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
 trace=${2:?usage: bench/replay.sh BUILD_DIR TRACE [RUNS]}
@@ -21,6 +22,10 @@ replay=$build/bench/replay
 
 # shellcheck source=allocators.sh
 . "$(dirname "${BASH_SOURCE[0]}")/allocators.sh"
+if [[ " ${names[*]} " != *" glibc "* ]]; then
+	echo "replay.sh: the allocators must include glibc, the base of the ratios" >&2
+	exit 2
+fi
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
 
