@@ -30,6 +30,7 @@
 #include <kmm/percpu.h>
 #include <kmm/slab.h>
 
+#include "bitmap.h"
 #include "internal.h"
 #include "lock.h"
 #include "list.h"
@@ -45,7 +46,6 @@
 #define PCPU_MIN_ALLOC 16		/* granule: the smallest area */
 #define PCPU_UNIT_TARGET (32 * 1024)	/* the kernel's minimum unit size */
 #define PCPU_MAX_STATIC 64		/* objects with a static section */
-#define BITS_PER_LONG (8 * sizeof(unsigned long))
 
 struct pcpu_chunk {
 	struct list_head list;
@@ -131,23 +131,8 @@ KMM_API unsigned int kmm_raw_smp_processor_id(void)
 }
 
 /* ---------------------------------------------------------------------------
- * Bitmaps
+ * Granule maps (bitmap.h)
  */
-
-static bool test_bit(const unsigned long *map, unsigned int bit)
-{
-	return map[bit / BITS_PER_LONG] & (1UL << (bit % BITS_PER_LONG));
-}
-
-static void assign_bits(unsigned long *map, unsigned int first, unsigned int n, bool set)
-{
-	for (unsigned int bit = first; bit < first + n; bit++) {
-		if (set)
-			map[bit / BITS_PER_LONG] |= 1UL << (bit % BITS_PER_LONG);
-		else
-			map[bit / BITS_PER_LONG] &= ~(1UL << (bit % BITS_PER_LONG));
-	}
-}
 
 /* The first free run of n granules starting at a multiple of align; -1 if none. */
 static int find_area(const struct pcpu_chunk *chunk, unsigned int n, unsigned int align)
@@ -155,7 +140,7 @@ static int find_area(const struct pcpu_chunk *chunk, unsigned int n, unsigned in
 	for (unsigned int start = 0; start + n <= pcpu_nr_granules; start += align) {
 		unsigned int used = 0;
 
-		while (used < n && !test_bit(chunk->alloc_map, start + used))
+		while (used < n && !bitmap_test(chunk->alloc_map, start + used))
 			used++;
 		if (used == n)
 			return (int)start;
@@ -227,8 +212,8 @@ static void *area_alloc(size_t size, size_t align, gfp_t gfp)
 			return NULL;
 		start = 0;
 	}
-	assign_bits(chunk->alloc_map, (unsigned int)start, n, true);
-	assign_bits(chunk->bound_map, (unsigned int)start, 1, true);
+	bitmap_assign(chunk->alloc_map, (unsigned int)start, n, true);
+	bitmap_assign(chunk->bound_map, (unsigned int)start, 1, true);
 	chunk->free_granules -= n;
 
 	char *ptr = chunk->base + (size_t)start * PCPU_MIN_ALLOC;
@@ -270,14 +255,14 @@ KMM_API void kmm_free_percpu(void *ptr)
 	if (!chunk || ((char *)ptr - chunk->base) % PCPU_MIN_ALLOC)
 		kmm_bug("BUG: free_percpu(%p): not a per-CPU allocation", ptr);
 	first = (unsigned int)(((char *)ptr - chunk->base) / PCPU_MIN_ALLOC);
-	if (!test_bit(chunk->bound_map, first) || !test_bit(chunk->alloc_map, first))
+	if (!bitmap_test(chunk->bound_map, first) || !bitmap_test(chunk->alloc_map, first))
 		kmm_bug("BUG: free_percpu(%p): not the start of a live per-CPU area "
 			"(double free?)", ptr);
-	while (first + n < pcpu_nr_granules && test_bit(chunk->alloc_map, first + n) &&
-	       !test_bit(chunk->bound_map, first + n))
+	while (first + n < pcpu_nr_granules && bitmap_test(chunk->alloc_map, first + n) &&
+	       !bitmap_test(chunk->bound_map, first + n))
 		n++;
-	assign_bits(chunk->alloc_map, first, n, false);
-	assign_bits(chunk->bound_map, first, 1, false);
+	bitmap_assign(chunk->alloc_map, first, n, false);
+	bitmap_assign(chunk->bound_map, first, 1, false);
 	chunk->free_granules += n;
 	if (chunk->free_granules == pcpu_nr_granules &&
 	    !(pcpu_chunks.next == &chunk->list && pcpu_chunks.prev == &chunk->list))

@@ -59,6 +59,7 @@
 #include <kmm/mmzone.h>
 #include <kmm/slab.h>
 
+#include "bitmap.h"
 #include "fork.h"
 #include "internal.h"
 #include "list.h"
@@ -69,8 +70,7 @@
 #include "topology.h"
 
 #define SPAN_PAGES (1UL << MAX_PAGE_ORDER)
-#define WORD_BITS (8 * sizeof(unsigned long))
-#define SPAN_WORDS (SPAN_PAGES / WORD_BITS)
+#define SPAN_WORDS (SPAN_PAGES / BITS_PER_LONG)
 #define RUN_EXACT_SHIFT 5	/* a bin per length up to 32 pages, then four per doubling */
 #define RUN_EXACT_BINS (1u << RUN_EXACT_SHIFT)
 #define RUN_NR_BINS (RUN_EXACT_BINS + 4 * (MAX_PAGE_ORDER - RUN_EXACT_SHIFT) + 1)
@@ -151,47 +151,15 @@ static unsigned long pages_for(size_t size)
  * Dirty bits (run_lock held, or a private copy)
  */
 
-static void dirty_assign(unsigned long *map, unsigned long from, unsigned long n, bool dirty)
-{
-	for (unsigned long i = from, end = from + n; i < end;) {
-		unsigned long bit = i % WORD_BITS;
-		unsigned long k = WORD_BITS - bit < end - i ? WORD_BITS - bit : end - i;
-		unsigned long mask = (k == WORD_BITS ? ~0UL : (1UL << k) - 1) << bit;
-
-		if (dirty)
-			map[i / WORD_BITS] |= mask;
-		else
-			map[i / WORD_BITS] &= ~mask;
-		i += k;
-	}
-}
-
-/* The first page in [i, end) that is dirty (dirty) or clean (!dirty); end if none. */
-static unsigned long find_page(const unsigned long *map, unsigned long i, unsigned long end,
-			       bool dirty)
-{
-	while (i < end) {
-		unsigned long w = map[i / WORD_BITS];
-
-		w = (dirty ? w : ~w) >> (i % WORD_BITS);
-		if (w) {
-			i += (unsigned long)__builtin_ctzl(w);
-			return i < end ? i : end;
-		}
-		i = (i / WORD_BITS + 1) * WORD_BITS;
-	}
-	return end;
-}
-
 /* The first dirty range in [*from, end): its start in *from; its length, 0 if none. */
 static unsigned long next_dirty(const unsigned long *map, unsigned long *from, unsigned long end)
 {
-	unsigned long i = find_page(map, *from, end, true);
+	unsigned long i = bitmap_find(map, *from, end, true);
 
 	if (i >= end)
 		return 0;
 	*from = i;
-	return find_page(map, i, end, false) - i;
+	return bitmap_find(map, i, end, false) - i;
 }
 
 /* How far into the span pages were written: one past the last dirty bit. */
@@ -199,7 +167,7 @@ static unsigned long dirty_extent(const unsigned long *map)
 {
 	for (unsigned long w = SPAN_WORDS; w-- > 0;) {
 		if (map[w])
-			return w * WORD_BITS + WORD_BITS - (unsigned long)__builtin_clzl(map[w]);
+			return w * BITS_PER_LONG + BITS_PER_LONG - (unsigned long)__builtin_clzl(map[w]);
 	}
 	return 0;
 }
@@ -229,7 +197,7 @@ static unsigned int bin_of(unsigned long len)
 
 	if (len <= RUN_EXACT_BINS)
 		return (unsigned int)len - 1;
-	k = (unsigned int)(WORD_BITS - 1) - (unsigned int)__builtin_clzl(len);
+	k = (unsigned int)(BITS_PER_LONG - 1) - (unsigned int)__builtin_clzl(len);
 	return RUN_EXACT_BINS + 4 * (k - RUN_EXACT_SHIFT) +
 	       (unsigned int)((len - (1UL << k)) >> (k - 2));
 }
@@ -338,7 +306,7 @@ static unsigned long release_dirty(struct page *head, unsigned long from, unsign
 	end += span_index(head);
 	while ((n = next_dirty(span->dirty, &from, end)) != 0) {
 		os_release(page_to_virt(first + from), n << os_page_shift);
-		dirty_assign(span->dirty, from, n, false);
+		bitmap_assign(span->dirty, from, n, false);
 		pages += n;
 		from += n;
 	}
@@ -359,7 +327,7 @@ static unsigned long release_dirty(struct page *head, unsigned long from, unsign
  * threshold when it frees a mapped chunk, rises to twice the largest run
  * freed since (up to a span): a program that loops on a buffer of 2 MiB
  * otherwise gave back and faulted in 1 MiB of it every round (227 us a
- * round instead of 3.3).
+ * round instead of 3.1).
  */
 static void trim_top(struct page *head)
 {
@@ -385,7 +353,7 @@ static struct page *free_extent(struct page *page, unsigned long n, bool dirty)
 	uint32_t epoch = dirty ? run_clock.epoch : RUN_CLEAN;
 	struct page *head = page;
 
-	dirty_assign(span_of(page)->dirty, idx, n, dirty);
+	bitmap_assign(span_of(page)->dirty, idx, n, dirty);
 	if (idx + n < SPAN_PAGES && (page_flags(page + n) & PG_run_free)) {
 		if (page[n].inuse != RUN_CLEAN)
 			epoch = run_clock.epoch;
@@ -420,7 +388,7 @@ static struct page *span_new(gfp_t gfp)
 		kmm_kfree(span);
 		return NULL;
 	}
-	dirty_assign(span->dirty, 0, dirty, true);
+	bitmap_assign(span->dirty, 0, dirty, true);
 	head->freelist = span;
 	head->private = SPAN_PAGES;
 	flags_update(head, PG_run_span, 0);
