@@ -63,6 +63,7 @@ struct free_area {
 struct zone {
 	struct kmm_lock lock;
 	struct free_area free_area[NR_PAGE_ORDERS];
+	unsigned long free_mask;	/* bit o: free_area[o] is not empty */
 	unsigned long free_pages;	/* in the free lists */
 	unsigned long dirty_pages;	/* sum of the free blocks' dirty extents */
 	unsigned long managed_pages;
@@ -230,6 +231,7 @@ static void add_to_free_list(struct zone *z, struct page *page, unsigned int ord
 		list_add(&page->lru, &area->free_list);
 	z->dirty_pages += dirty;
 	area->nr_free++;
+	z->free_mask |= 1UL << order;
 	z->free_pages += 1UL << order;
 }
 
@@ -238,7 +240,8 @@ static void del_from_free_list(struct zone *z, struct page *page, unsigned int o
 {
 	list_del(&page->lru);
 	z->dirty_pages -= page->private;
-	z->free_area[order].nr_free--;
+	if (!--z->free_area[order].nr_free)
+		z->free_mask &= ~(1UL << order);
 	z->free_pages -= 1UL << order;
 	set_page_flags(page, 0);
 }
@@ -262,21 +265,26 @@ static unsigned long expand(struct zone *z, struct page *page, unsigned int low,
 /*
  * The order to split for a block of order: the smallest whose first free
  * block would give all 2^order pages already dirty, else the smallest with
- * a free block. Dirty blocks are kept at the head of each list.
+ * a free block; above MAX_PAGE_ORDER if none. Dirty blocks are kept at the
+ * head of each list. Only non-empty orders are looked at (free_mask): the
+ * page lists' refills take a block at a time, 32 of them for order 0.
  */
 static unsigned int dirty_fit_order(const struct zone *z, unsigned int order)
 {
-	unsigned int first = MAX_PAGE_ORDER + 1;
+	unsigned long orders = z->free_mask >> order << order;
+	unsigned int first;
 
-	for (unsigned int o = order; o <= MAX_PAGE_ORDER; o++) {
+	if (!orders)
+		return MAX_PAGE_ORDER + 1;
+	first = (unsigned int)__builtin_ctzl(orders);
+	if (!z->dirty_pages)
+		return first;
+	for (; orders; orders &= orders - 1) {
+		unsigned int o = (unsigned int)__builtin_ctzl(orders);
 		const struct list_head *list = &z->free_area[o].free_list;
 
-		if (list_empty(list))
-			continue;
 		if (list_first_entry(list, struct page, lru)->private >= (1UL << order))
 			return o;
-		if (first > MAX_PAGE_ORDER)
-			first = o;
 	}
 	return first;
 }
@@ -284,19 +292,16 @@ static unsigned int dirty_fit_order(const struct zone *z, unsigned int order)
 /* The block's dirty extent is left in page->private. */
 static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
 {
-	for (unsigned int o = dirty_fit_order(z, order); o <= MAX_PAGE_ORDER; o++) {
-		struct free_area *area = &z->free_area[o];
-		struct page *page;
+	unsigned int o = dirty_fit_order(z, order);
+	struct page *page;
 
-		if (list_empty(&area->free_list))
-			continue;
-		page = list_first_entry(&area->free_list, struct page, lru);
-		del_from_free_list(z, page, o);
-		page->private = expand(z, page, order, o, page->private);
-		page->order = order;
-		return page;
-	}
-	return NULL;
+	if (o > MAX_PAGE_ORDER)
+		return NULL;
+	page = list_first_entry(&z->free_area[o].free_list, struct page, lru);
+	del_from_free_list(z, page, o);
+	page->private = expand(z, page, order, o, page->private);
+	page->order = order;
+	return page;
 }
 
 /* Frees a block into the zone, merging with its buddy as long as it is free. */
