@@ -66,11 +66,14 @@
 #define BOOT_CHUNK 4096
 
 /*
- * Page aligned, so that the arena's pages lie in the anonymous part of
- * .bss and read back as zeros once released. Blocks are carved upwards
- * from boot_used and never reused.
+ * The arena starts on a page boundary (boot_arena()), so that its pages lie
+ * in the anonymous part of .bss and read back as zeros once released.
+ * Blocks are carved upwards from boot_used and never reused. Aligned at run
+ * time: an aligned attribute aligns this file's whole .bss, which left the
+ * C runtime's one-byte flag before it on a page of its own, two more page
+ * faults for every process (read, then written at exit).
  */
-static unsigned char boot_arena[BOOT_ARENA_SIZE] __attribute__((aligned(BOOT_CHUNK)));
+static unsigned char boot_arena_space[BOOT_ARENA_SIZE + BOOT_CHUNK];
 /* Set once the early requests are done with the arena: full, or kmm started. */
 static atomic_bool boot_early_closed;
 
@@ -103,10 +106,17 @@ struct boot_header {
 
 _Static_assert(sizeof(struct boot_header) == MALLOC_ALIGN, "the header keeps blocks aligned");
 
+static unsigned char *boot_arena(void)
+{
+	uintptr_t space = (uintptr_t)boot_arena_space;
+
+	return (unsigned char *)((space + BOOT_CHUNK - 1) & ~(uintptr_t)(BOOT_CHUNK - 1));
+}
+
 static bool is_boot(const void *p)
 {
-	return (const unsigned char *)p >= boot_arena &&
-	       (const unsigned char *)p < boot_arena + BOOT_ARENA_SIZE;
+	return (const unsigned char *)p >= boot_arena() &&
+	       (const unsigned char *)p < boot_arena() + BOOT_ARENA_SIZE;
 }
 
 static struct boot_header *boot_header_of(const void *p)
@@ -150,7 +160,7 @@ static void *boot_alloc(size_t size, size_t limit)
 	}
 	boot_used = at + need;
 	boot_count(at, need, 1);
-	h = (struct boot_header *)(boot_arena + at);
+	h = (struct boot_header *)(boot_arena() + at);
 	h->size = size;
 	h->state = BOOT_LIVE;
 	kmm_unlock(&boot_lock);
@@ -165,7 +175,7 @@ static size_t boot_size(const void *p)
 /* Whether the OS page at a is to go back: idle, not yet released, below boot_used. */
 static bool boot_page_idle(uintptr_t a, uintptr_t page)
 {
-	uintptr_t base = (uintptr_t)boot_arena;
+	uintptr_t base = (uintptr_t)boot_arena();
 	bool released = true;
 
 	if (a < base || a + page > base + boot_used)
@@ -185,7 +195,7 @@ static bool boot_page_idle(uintptr_t a, uintptr_t page)
  */
 static void boot_release(void)
 {
-	uintptr_t base = (uintptr_t)boot_arena, page, run = 0;
+	uintptr_t base = (uintptr_t)boot_arena(), page, run = 0;
 
 	os_init();
 	page = os_page_size;
@@ -212,7 +222,7 @@ static void boot_release(void)
 static void boot_free(void *p, const char *who)
 {
 	struct boot_header *h = boot_header_of(p);
-	size_t at = (size_t)((unsigned char *)h - boot_arena);
+	size_t at = (size_t)((unsigned char *)h - boot_arena());
 	uint64_t state;
 
 	kmm_lock(&boot_lock);

@@ -92,9 +92,7 @@ static unsigned long pcp_batch, pcp_high;	/* pages */
 
 /* Until start-up sets the real value, this keeps lookups inside the table. */
 unsigned int section_shift = MIN_SECTION_SHIFT;
-_Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
-_Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
-_Atomic unsigned short section_hash_index[1UL << SECTION_HASH_BITS][1UL << MAX_PAGE_ORDER];
+/* section_root, section_hash and section_hash_index: section_table.c. */
 static size_t section_size;
 static size_t section_meta_size;
 size_t section_meta_align;
