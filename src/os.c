@@ -1,9 +1,11 @@
 /*
  * os.c - mmap, munmap and madvise for the rest of kmm (see os.h).
  *
- * Aligned mappings first try the address just past the previous aligned
- * mapping, so that sections usually come out contiguous and aligned with a
- * single mmap; otherwise they over-map by the alignment and trim both ends.
+ * Aligned mappings first try the address next to the previous aligned
+ * mapping (below it once the kernel has shown it hands out addresses
+ * top-down), so that sections usually come out contiguous and aligned with
+ * a single mmap; then the aligned address below where the kernel put that
+ * try; otherwise they over-map by the alignment and trim both ends.
  * The hint is a racy optimisation only: any answer from mmap is checked.
  *
  * The first trimmed mapping (the first section, at start-up) keeps its
@@ -32,6 +34,7 @@ size_t os_page_size;
 unsigned int os_page_shift;
 
 static _Atomic uintptr_t next_aligned_hint;
+static atomic_bool hint_down;	/* the kernel placed a mapping below the hint */
 
 static _Atomic uintptr_t spare_cursor;	/* 0: no spare (yet, or any more) */
 static uintptr_t spare_end;		/* written before spare_cursor is published */
@@ -122,19 +125,36 @@ void *os_map(size_t size)
 	return p;
 }
 
-static void *map_aligned_hinted(size_t size, size_t align)
+/* p if it is aligned; otherwise p is unmapped and NULL returned. */
+static void *keep_if_aligned(void *p, size_t size, size_t align)
 {
-	uintptr_t hint = atomic_load_explicit(&next_aligned_hint, memory_order_relaxed);
-	void *p;
-
-	if (!hint || (hint & (align - 1)))
-		return NULL;
-	p = map_at((void *)hint, size);
 	if (p && ((uintptr_t)p & (align - 1))) {
 		munmap(p, size);
 		return NULL;
 	}
 	return p;
+}
+
+static void *map_aligned_hinted(uintptr_t hint, size_t size, size_t align)
+{
+	uintptr_t below;
+	void *p;
+
+	if (!hint || (hint & (align - 1)))
+		return NULL;
+	p = map_at((void *)hint, size);
+	if (!p || !((uintptr_t)p & (align - 1)))
+		return p;
+	/*
+	 * The hint was taken (the first section's trim leaves half a section
+	 * above it, then the libraries), and the kernel placed the mapping in
+	 * the highest gap below that fits. The aligned address just below
+	 * where it did is usually free too: one more mmap instead of the three
+	 * calls of an over-map and its trims.
+	 */
+	below = (uintptr_t)p & ~(uintptr_t)(align - 1);
+	munmap(p, size);
+	return below ? keep_if_aligned(map_at((void *)below, size), size, align) : NULL;
 }
 
 static void *map_aligned_trimmed(size_t size, size_t align)
@@ -166,6 +186,7 @@ static void *map_aligned_trimmed(size_t size, size_t align)
 
 void *os_map_aligned(size_t size, size_t align)
 {
+	uintptr_t hint;
 	void *p;
 
 	/* Trimming works in whole pages. */
@@ -173,15 +194,22 @@ void *os_map_aligned(size_t size, size_t align)
 	p = spare_carve(size, align);
 	if (p)
 		return p;
-	p = map_aligned_hinted(size, align);
-
+	hint = atomic_load_explicit(&next_aligned_hint, memory_order_relaxed);
+	p = map_aligned_hinted(hint, size, align);
 	if (!p)
 		p = map_aligned_trimmed(size, align);
 	if (!p) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	atomic_store_explicit(&next_aligned_hint, (uintptr_t)p + size, memory_order_relaxed);
+	/* Onwards in the direction the kernel hands out addresses (top-down on Linux). */
+	if (hint && (uintptr_t)p < hint)
+		atomic_store_explicit(&hint_down, true, memory_order_relaxed);
+	if (atomic_load_explicit(&hint_down, memory_order_relaxed) && (uintptr_t)p >= size)
+		hint = (uintptr_t)p - size;
+	else
+		hint = (uintptr_t)p + size;
+	atomic_store_explicit(&next_aligned_hint, hint, memory_order_relaxed);
 	return p;
 }
 
