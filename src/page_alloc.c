@@ -164,6 +164,8 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 	uintptr_t idx = start >> section_shift;
 	_Atomic(section_slot *) *root = &section_root[idx >> SECTION_LEAF_BITS];
 	section_slot *leaf = atomic_load_explicit(root, memory_order_relaxed), *slot;
+	struct mem_section *old = NULL;
+	bool new_leaf = !leaf;
 
 #if UINTPTR_MAX > 0xffffffffu
 	if (start >> VA_BITS)
@@ -176,7 +178,10 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 		atomic_store_explicit(root, leaf, memory_order_release);
 	}
 	slot = &leaf[idx & ((1UL << SECTION_LEAF_BITS) - 1)];
-	section_hash_set(idx, atomic_load_explicit(slot, memory_order_relaxed), ms);
+	/* A new leaf is all NULL: reading it first would fault its page in twice. */
+	if (!new_leaf)
+		old = atomic_load_explicit(slot, memory_order_relaxed);
+	section_hash_set(idx, old, ms);
 	atomic_store_explicit(slot, ms, memory_order_release);
 	return true;
 }
