@@ -51,6 +51,23 @@ static inline bool list_empty(const struct list_head *head)
 	return head->next == head;
 }
 
+/*
+ * Heads of per-CPU lists are left as mmap gave them, all zero, until their
+ * CPU first puts something on them (list_init_lazy()): initialising every
+ * possible CPU's lists at start-up touched their pages in every process.
+ * A zero head reads as empty.
+ */
+static inline bool list_empty_lazy(const struct list_head *head)
+{
+	return !head->next || list_empty(head);
+}
+
+static inline void list_init_lazy(struct list_head *head)
+{
+	if (!head->next)
+		INIT_LIST_HEAD(head);
+}
+
 #define list_entry(ptr, type, member) container_of(ptr, type, member)
 #define list_first_entry(head, type, member) list_entry((head)->next, type, member)
 #define list_last_entry(head, type, member) list_entry((head)->prev, type, member)

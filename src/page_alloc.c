@@ -578,7 +578,7 @@ static void free_pcppages_bulk(struct zone *z, struct per_cpu_pages *pcp,
 	while (count && pcp->count) {
 		struct list_head *list = &pcp->lists[order];
 
-		if (!list_empty(list)) {
+		if (!list_empty_lazy(list)) {
 			struct page *page = list_last_entry(list, struct page, lru);
 
 			list_del(&page->lru);
@@ -617,9 +617,10 @@ static struct page *rmqueue_pcplist(gfp_t gfp, unsigned int order, unsigned long
 
 	if (!kmm_trylock(&pcp->lock))
 		return NULL;
-	if (list_empty(list)) {
+	if (list_empty_lazy(list)) {
 		unsigned long want = pcp_batch >> order;
 
+		list_init_lazy(list);
 		kmm_lock_for(&zone.lock, gfp);
 		want = rmqueue_bulk(&zone, order, want ? want : 1, list, gfp);
 		kmm_unlock(&zone.lock);
@@ -649,6 +650,7 @@ static void free_unref_page(struct page *page, unsigned int order, unsigned long
 	}
 	page->private = dirty;
 	set_page_flags(page, PG_pcp);
+	list_init_lazy(&pcp->lists[order]);
 	list_add(&page->lru, &pcp->lists[order]);
 	pcp->count += 1UL << order;
 	if (pcp->count >= pcp_high) {
@@ -768,13 +770,10 @@ static bool page_alloc_setup(void)
 	kmm_lock(&zone.lock);
 	grow_zone(&zone);
 	kmm_unlock(&zone.lock);
+	/* Left zero: each list is set up by its first use (list_init_lazy()). */
 	pcps = os_map(sizeof(*pcps) * n);
 	if (!pcps)
 		return false;
-	for (unsigned int cpu = 0; cpu < n; cpu++) {
-		for (int o = 0; o < NR_PCP_ORDERS; o++)
-			INIT_LIST_HEAD(&pcps[cpu].lists[o]);
-	}
 	pcp_array = pcps;
 	nr_pcp = n;
 	return true;

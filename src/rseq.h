@@ -41,8 +41,9 @@ static inline unsigned int kmm_current_cpu(void)
 /*
  * Restartable sequences over per-CPU slot arrays (the slab layer's
  * sheaves). A slot array has one pointer per cache for each CPU, CPU c's at
- * slot0 + (c << SLOT_STRIDE_SHIFT). A sheaf is { u32 size, u32 capacity,
- * next, objects[] } with objects at offset 16.
+ * slot0 + (c << SLOT_STRIDE_SHIFT); NULL means no sheaf (empty for a pop,
+ * full for a push). A sheaf is { u32 size, u32 capacity, next, objects[] }
+ * with objects at offset 16.
  *
  * Each sequence reads cpu_id_start, works on that CPU's slot and commits
  * with one final store. If the thread is preempted, migrated or signalled
@@ -92,6 +93,8 @@ restart:
 		     "movl %%fs:(%[off]), %%eax\n\t"
 		     "shlq $" RSEQ_STR(SLOT_STRIDE_SHIFT) ", %%rax\n\t"
 		     "movq (%[slot0], %%rax), %%rcx\n\t"
+		     "testq %%rcx, %%rcx\n\t"
+		     "jz %l[empty]\n\t"
 		     "movl (%%rcx), %%edx\n\t"
 		     "testl %%edx, %%edx\n\t"
 		     "jz %l[empty]\n\t"
@@ -122,6 +125,8 @@ restart:
 		     "movl %%fs:(%[off]), %%eax\n\t"
 		     "shlq $" RSEQ_STR(SLOT_STRIDE_SHIFT) ", %%rax\n\t"
 		     "movq (%[slot0], %%rax), %%rcx\n\t"
+		     "testq %%rcx, %%rcx\n\t"
+		     "jz %l[full]\n\t"
 		     "movl (%%rcx), %%edx\n\t"
 		     "cmpq %[obj], 8(%%rcx, %%rdx, 8)\n\t"
 		     "je %l[twice]\n\t"

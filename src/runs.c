@@ -127,15 +127,12 @@ static void run_decay_check(void);
 static void run_setup(void)
 {
 	unsigned int n = topology_nr_possible_cpus();
+	/* Left zero: each list is set up by its first use (list_init_lazy()). */
 	struct run_pcp *pcps = os_map(sizeof(*pcps) * n);
 
 	for (unsigned int b = 0; b < RUN_NR_BINS; b++)
 		INIT_LIST_HEAD(&run_bins[b]);
 	run_top_keep = RUN_TOP_KEEP >> os_page_shift;
-	for (unsigned int cpu = 0; pcps && cpu < n; cpu++) {
-		for (unsigned int len = 0; len <= RUN_PCP_MAX_PAGES; len++)
-			INIT_LIST_HEAD(&pcps[cpu].lists[len]);
-	}
 	nr_run_pcp = pcps ? n : 0;
 	run_pcps = pcps;
 	pthread_atfork(run_atfork_prepare, run_atfork_parent, run_atfork_child);
@@ -498,7 +495,7 @@ static void pcp_drain(struct run_pcp *pcp, unsigned long keep, struct list_head 
 {
 	kmm_lock(&run_lock);
 	for (unsigned int len = RUN_PCP_MAX_PAGES; len > 0 && pcp->pages > keep; len--) {
-		while (!list_empty(&pcp->lists[len]) && pcp->pages > keep) {
+		while (!list_empty_lazy(&pcp->lists[len]) && pcp->pages > keep) {
 			struct page *page = list_last_entry(&pcp->lists[len], struct page, lru);
 
 			list_del(&page->lru);
@@ -524,6 +521,7 @@ static bool pcp_put(struct page *page, unsigned long n, struct list_head *empty)
 	if (!pcp || !kmm_trylock(&pcp->lock))
 		return false;
 	flags_update(page, PG_run_cached, PG_large_kmalloc);
+	list_init_lazy(&pcp->lists[n]);
 	list_add(&page->lru, &pcp->lists[n]);
 	pcp->pages += n;
 	if (pcp->pages > RUN_PCP_HIGH)
@@ -540,7 +538,7 @@ static struct page *pcp_take(unsigned long n)
 
 	if (!pcp || !kmm_trylock(&pcp->lock))
 		return NULL;
-	if (!list_empty(&pcp->lists[n])) {
+	if (!list_empty_lazy(&pcp->lists[n])) {
 		page = list_first_entry(&pcp->lists[n], struct page, lru);
 		list_del(&page->lru);
 		pcp->pages -= n;
@@ -553,6 +551,9 @@ static struct page *pcp_take(unsigned long n)
 /* Every cache back to the spans: the decay and malloc_trim. */
 static void pcp_drain_all(struct list_head *empty)
 {
+	/* Never used while the process has had one thread: leave their pages untouched. */
+	if (__libc_single_threaded)
+		return;
 	for (unsigned int cpu = 0; cpu < nr_run_pcp; cpu++) {
 		struct run_pcp *pcp = &run_pcps[cpu];
 

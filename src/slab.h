@@ -4,12 +4,16 @@
  *
  * Per-CPU (or, without rseq, per-thread) state is one pointer per cache:
  * slot[cpu][cache->index] points to the sheaf that CPU is using for that
- * cache. Allocation pops from it and free pushes onto it. An empty slot
- * points to slab_dummy_sheaf, whose size and capacity are 0, so the fast
- * path never tests for NULL: it finds the dummy "empty" for allocation and
- * "full" for free, and goes to the slow path. Index 0 belongs to no cache and
- * always holds the dummy: caches without sheaves (the boot caches, debug
- * caches) use it, so every one of their operations takes the slow path.
+ * cache. Allocation pops from it and free pushes onto it. An empty per-CPU
+ * slot holds NULL, as mmap left it, and the rseq fast paths test for it:
+ * setting every possible CPU's slots to a dummy at start-up touched 4 KiB
+ * per CPU in every process. An empty per-thread slot points to
+ * slab_dummy_sheaf, whose size and capacity are 0, so that fast path needs
+ * no test: it finds the dummy "empty" for allocation and "full" for free.
+ * Either way the slow path runs, and reads NULL as the dummy (load_slot()).
+ * Index 0 belongs to no cache and never holds a sheaf: caches without
+ * sheaves (the boot caches, debug caches) use it, so every one of their
+ * operations takes the slow path.
  */
 #ifndef KMM_SLAB_H_INTERNAL
 #define KMM_SLAB_H_INTERNAL

@@ -92,7 +92,6 @@ static unsigned int nr_slot_cpus;
 static struct kmm_lock slab_mutex = KMM_LOCK_INIT;
 static struct list_head slab_caches = { &slab_caches, &slab_caches };
 static struct kmem_cache *index_cache[SLAB_MAX_CACHES];	/* slab_mutex */
-static bool index_touched[SLAB_MAX_CACHES];		/* slots ever set up */
 
 /* Per-thread mode: every thread's slots, for destroy and thread exit. */
 struct slab_thread {
@@ -798,10 +797,29 @@ static struct slab_sheaf **percpu_slot(unsigned int cpu, unsigned int index)
 	return &slab_percpu_slots[(size_t)cpu * SLAB_MAX_CACHES + index];
 }
 
+/*
+ * An empty per-CPU slot holds NULL, which the rseq fast paths test for, and
+ * not the dummy: the slot rows then need no writing at start-up, where
+ * filling a row and a spare row for every possible CPU touched 4 KiB per
+ * CPU in every process, 1 MiB and 256 page faults on a machine with 256
+ * possible CPUs. A thread's slots (per-thread mode) hold the dummy, as its
+ * fast path dereferences them untested. load_slot() reads NULL as the
+ * dummy, so the slow paths see one empty value in both modes.
+ */
 static struct slab_sheaf *load_slot(struct slab_sheaf **slot)
 {
-	return __atomic_load_n(slot, __ATOMIC_RELAXED);
+	struct slab_sheaf *sheaf = __atomic_load_n(slot, __ATOMIC_RELAXED);
+
+	return sheaf ? sheaf : &slab_dummy_sheaf;
 }
+
+#ifdef KMM_HAVE_RSEQ_OPS
+/* What a per-CPU slot holds for sheaf. */
+static void *percpu_slot_value(struct slab_sheaf *sheaf)
+{
+	return sheaf == &slab_dummy_sheaf ? NULL : sheaf;
+}
+#endif
 
 /* The spare slot that goes with a CPU's or a thread's slot. */
 static struct slab_sheaf **spare_slot(struct slab_sheaf **slot)
@@ -811,13 +829,6 @@ static struct slab_sheaf **spare_slot(struct slab_sheaf **slot)
 	if (slab_percpu_slots && slot >= slab_percpu_slots && slot < slab_percpu_slots + n)
 		return slot + n;
 	return slot + SLAB_MAX_CACHES;
-}
-
-/* A CPU's slot and spare for a cache index: no sheaf yet. */
-static void clear_cpu_slots(unsigned int cpu, unsigned int index)
-{
-	*percpu_slot(cpu, index) = &slab_dummy_sheaf;
-	*spare_slot(percpu_slot(cpu, index)) = &slab_dummy_sheaf;
 }
 
 /* Per-thread mode: this thread's slot array, created on first use. */
@@ -865,7 +876,8 @@ static bool replace_slot(struct slab_sheaf **slot, unsigned int cpu, struct slab
 #ifdef KMM_HAVE_RSEQ_OPS
 	if (atomic_load_explicit(&slab_mode, memory_order_relaxed) == SLAB_MODE_RSEQ) {
 		tsan_release(slot);
-		if (!rseq_slot_replace((void **)slot, cpu, expect, newv))
+		if (!rseq_slot_replace((void **)slot, cpu, percpu_slot_value(expect),
+				       percpu_slot_value(newv)))
 			return false;
 		tsan_acquire(slot);
 		return true;
@@ -1018,7 +1030,7 @@ static void flush_cpu_slot(struct slab_sheaf **slot, struct kmem_cache *s, unsig
 		if (rseq_cpu_start() != cpu)
 			return;
 		tsan_release(slot);
-		if (rseq_slot_replace((void **)slot, cpu, cur, &slab_dummy_sheaf)) {
+		if (rseq_slot_replace((void **)slot, cpu, cur, NULL)) {
 			tsan_acquire(slot);
 			node_flush_sheaf(s, cur, true);
 			sheaf_free(cur);
@@ -1202,11 +1214,10 @@ static bool slab_setup(void)
 		kmm_rseq_offset = __rseq_offset;
 #endif
 		nr_slot_cpus = topology_nr_possible_cpus();
+		/* All NULL: no sheaf anywhere (load_slot()). */
 		slab_percpu_slots = os_map(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
 		if (!slab_percpu_slots)
 			return false;
-		for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
-			clear_cpu_slots(cpu, SLAB_NO_SHEAVES);
 		/* kmalloc classes not created yet point here: always the slow path. */
 		slab_unready_cache.cpu_slot0 = (uintptr_t)percpu_slot(0, SLAB_NO_SHEAVES);
 	} else {
@@ -1226,7 +1237,6 @@ static bool slab_setup(void)
 	calculate_order(&sheaf_cache_boot);
 	list_add_tail(&kmem_cache_boot.list, &slab_caches);
 	list_add_tail(&sheaf_cache_boot.list, &slab_caches);
-	index_touched[SLAB_NO_SHEAVES] = true;
 	if (!kmalloc_init())
 		return false;
 	atomic_store_explicit(&slab_mode, mode, memory_order_release);
@@ -1279,17 +1289,15 @@ bool slab_init(void)
  * Creating and destroying caches
  */
 
-/* slab_mutex held. A free slot index, its slots set to the dummy. */
+/*
+ * slab_mutex held. A free slot index: its slots hold no sheaf, never having
+ * had one or emptied when its last cache was destroyed.
+ */
 static unsigned int assign_index(struct kmem_cache *s)
 {
 	for (unsigned int i = 1; i < SLAB_MAX_CACHES; i++) {
 		if (index_cache[i])
 			continue;
-		if (!index_touched[i] && slab_percpu_slots) {
-			for (unsigned int cpu = 0; cpu < nr_slot_cpus; cpu++)
-				clear_cpu_slots(cpu, i);
-		}
-		index_touched[i] = true;
 		index_cache[i] = s;
 		return i;
 	}
