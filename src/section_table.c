@@ -7,8 +7,8 @@
  * builds, of which a process touches a few pages), so they live in a file
  * of their own, the last one linked: the linker lays .bss out file by file,
  * and with the arrays in page_alloc.c the small variables of the files
- * before and after it sat seven pages apart, costing a process three more
- * page faults at start-up (and two more for pages first read, then written).
+ * before and after it were spread over seven pages instead of five, each
+ * faulted in twice at start-up (read as the zero page, then written).
  * Each row of section_hash_index is aligned to its size, so that one
  * section's row lies within one page, not across two.
  */
