@@ -47,9 +47,10 @@ static inline void fork_parent_end(void)
 /* The child's list lock is reset by glibc itself. */
 
 /*
- * For a layer whose handlers take one lock of its own (kmalloc's heap and
- * page runs): prepare returns whether it took the lock, which the parent
- * and child handlers are given back.
+ * For a layer whose handlers take one lock of its own (kmalloc's heap; the
+ * page runs also take their per-CPU caches' locks, and do it themselves):
+ * prepare returns whether it took the lock, which the parent and child
+ * handlers are given back.
  */
 static inline bool fork_lock_prepare(struct kmm_lock *lock)
 {

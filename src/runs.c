@@ -506,9 +506,15 @@ static void pcp_drain(struct run_pcp *pcp, unsigned long keep, struct list_head 
 	kmm_unlock(&run_lock);
 }
 
+/* The caches serve only once the process has had a second thread (and never go back). */
+static bool run_pcps_in_use(void)
+{
+	return !__libc_single_threaded && nr_run_pcp;
+}
+
 static struct run_pcp *this_cpu_run_pcp(unsigned long n)
 {
-	if (__libc_single_threaded || n > RUN_PCP_MAX_PAGES || !nr_run_pcp)
+	if (!run_pcps_in_use() || n > RUN_PCP_MAX_PAGES)
 		return NULL;
 	return &run_pcps[kmm_current_cpu() % nr_run_pcp];
 }
@@ -551,8 +557,8 @@ static struct page *pcp_take(unsigned long n)
 /* Every cache back to the spans: the decay and malloc_trim. */
 static void pcp_drain_all(struct list_head *empty)
 {
-	/* Never used while the process has had one thread: leave their pages untouched. */
-	if (__libc_single_threaded)
+	/* Never used yet: leave their pages untouched. */
+	if (!run_pcps_in_use())
 		return;
 	for (unsigned int cpu = 0; cpu < nr_run_pcp; cpu++) {
 		struct run_pcp *pcp = &run_pcps[cpu];

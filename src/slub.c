@@ -1290,8 +1290,11 @@ bool slab_init(void)
  */
 
 /*
- * slab_mutex held. A free slot index: its slots hold no sheaf, never having
- * had one or emptied when its last cache was destroyed.
+ * slab_mutex held. A free slot index: its slots hold no objects, never
+ * having had a sheaf or flushed when its last cache was destroyed (a cache
+ * is destroyed only once none of its objects is left anywhere). A CPU the
+ * destroying thread could not run on may still hold an empty sheaf there,
+ * which then serves the new cache as any empty sheaf would.
  */
 static unsigned int assign_index(struct kmem_cache *s)
 {
