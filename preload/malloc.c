@@ -62,6 +62,8 @@
 #define BOOT_EARLY_LIMIT (112 * 1024)
 #define BOOT_LARGE_MIN (64 * 1024)
 #define BOOT_LARGE_MAX 16
+/* What the arena faults in at a time (boot_populate()). */
+#define BOOT_POPULATE_STEP (16 * 1024)
 /* The arena's bookkeeping unit: the smallest page size (larger pages hold several). */
 #define BOOT_CHUNK 4096
 
@@ -84,6 +86,8 @@ static atomic_bool boot_early_closed;
  */
 static struct kmm_lock boot_lock = KMM_LOCK_INIT;
 static size_t boot_used;
+/* The arena's first boot_populated bytes have been faulted in (boot_populate()). */
+static size_t boot_populated;
 static unsigned short boot_chunk_live[BOOT_ARENA_SIZE / BOOT_CHUNK];
 /*
  * Chunks already given back, and chunks gone idle since the last release.
@@ -146,6 +150,27 @@ static size_t boot_need(size_t size)
 	return MALLOC_ALIGN + ((size + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
 }
 
+/*
+ * boot_lock held: faults in the arena's pages up to end and on to the next
+ * multiple of BOOT_POPULATE_STEP (not past limit), in one system call: a
+ * process that carves one page of the arena carves the next ones too, and
+ * a page fault costs more than the page (os_populate()). A process that
+ * stops allocating holds at most a step it did not touch.
+ */
+static void boot_populate(size_t end, size_t limit)
+{
+	size_t to;
+
+	if (end <= boot_populated)
+		return;
+	to = (end + BOOT_POPULATE_STEP - 1) / BOOT_POPULATE_STEP * BOOT_POPULATE_STEP;
+	if (to > limit)
+		to = limit;
+	os_init();
+	os_populate(boot_arena() + boot_populated, to - boot_populated);
+	boot_populated = to;
+}
+
 static void *boot_alloc(size_t size, size_t limit)
 {
 	size_t need = boot_need(size);
@@ -159,6 +184,7 @@ static void *boot_alloc(size_t size, size_t limit)
 		return NULL;
 	}
 	boot_used = at + need;
+	boot_populate(boot_used, limit);
 	boot_count(at, need, 1);
 	h = (struct boot_header *)(boot_arena() + at);
 	h->size = size;

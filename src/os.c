@@ -230,6 +230,34 @@ void os_release(void *addr, size_t size)
 		kmm_bug("madvise(%p, %zu, MADV_DONTNEED) failed: errno %d", addr, size, errno);
 }
 
+/*
+ * A page fault costs a trap per page, populating one system call for the
+ * whole range. On the virtual machines kmm is measured on the trap is what
+ * costs: a page touched cold took 10-15 us on one (populated: 0.9 us in
+ * the call, 4-7 us at the first touch after), 1.15 us on another (0.75).
+ * Cleared for good when the kernel does not know the advice, so an old
+ * kernel pays one failed call.
+ */
+static atomic_bool populate_works = true;
+
+void os_populate(void *addr, size_t size)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(os_page_size - 1);
+	uintptr_t end = ((uintptr_t)addr + size + os_page_size - 1) & ~(uintptr_t)(os_page_size - 1);
+	int saved = errno;
+
+	if (!size || !atomic_load_explicit(&populate_works, memory_order_relaxed))
+		return;
+	if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+		atomic_store_explicit(&populate_works, false, memory_order_relaxed);
+	errno = saved;
+#else
+	(void)addr;
+	(void)size;
+#endif
+}
+
 void os_protect_none(void *addr, size_t size)
 {
 	if (mprotect(addr, size, PROT_NONE) != 0)

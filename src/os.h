@@ -35,6 +35,14 @@ void os_unmap(void *addr, size_t size);
  */
 void os_release(void *addr, size_t size);
 
+/*
+ * Faults in the pages of [addr, addr + size) for writing in one system
+ * call, where the kernel can (MADV_POPULATE_WRITE, Linux 5.14). Only a
+ * hint: nothing is reported if it fails, and the pages then fault when
+ * touched, as they would have without it.
+ */
+void os_populate(void *addr, size_t size);
+
 /* Makes [addr, addr + size) inaccessible: a guard. */
 void os_protect_none(void *addr, size_t size);
 
