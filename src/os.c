@@ -34,7 +34,7 @@ size_t os_page_size;
 unsigned int os_page_shift;
 
 static _Atomic uintptr_t next_aligned_hint;
-static atomic_bool hint_down;	/* the kernel placed a mapping below the hint */
+static atomic_bool hint_down;	/* hints go downwards: the kernel maps top-down */
 
 static _Atomic uintptr_t spare_cursor;	/* 0: no spare (yet, or any more) */
 static uintptr_t spare_end;		/* written before spare_cursor is published */
@@ -157,7 +157,8 @@ static void *map_aligned_hinted(uintptr_t hint, size_t size, size_t align)
 	return below ? keep_if_aligned(map_at((void *)below, size), size, align) : NULL;
 }
 
-static void *map_aligned_trimmed(size_t size, size_t align)
+/* *low: where the over-mapping started, below what is kept and the spare. */
+static void *map_aligned_trimmed(size_t size, size_t align, uintptr_t *low)
 {
 	size_t over = size + align;
 	uintptr_t start, end;
@@ -168,6 +169,7 @@ static void *map_aligned_trimmed(size_t size, size_t align)
 	raw = map_at(NULL, over);
 	if (!raw)
 		return NULL;
+	*low = (uintptr_t)raw;
 	start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
 	end = start + size;
 	/* The larger piece first, so that it is the one kept as the spare. */
@@ -186,7 +188,7 @@ static void *map_aligned_trimmed(size_t size, size_t align)
 
 void *os_map_aligned(size_t size, size_t align)
 {
-	uintptr_t hint;
+	uintptr_t hint, low = 0;
 	void *p;
 
 	/* Trimming works in whole pages. */
@@ -197,18 +199,29 @@ void *os_map_aligned(size_t size, size_t align)
 	hint = atomic_load_explicit(&next_aligned_hint, memory_order_relaxed);
 	p = map_aligned_hinted(hint, size, align);
 	if (!p)
-		p = map_aligned_trimmed(size, align);
+		p = map_aligned_trimmed(size, align, &low);
 	if (!p) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	/* Onwards in the direction the kernel hands out addresses (top-down on Linux). */
-	if (hint && (uintptr_t)p < hint)
+	/*
+	 * The next hint: onwards in the direction the kernel hands out
+	 * addresses (top-down on Linux). After an over-mapping, below all of
+	 * it, since just above what is kept lies its trim (the spare, the
+	 * first time); a bottom-up kernel then maps above the hint, and the
+	 * hints follow upwards from there.
+	 */
+	if (hint && (uintptr_t)p != hint)
+		atomic_store_explicit(&hint_down, (uintptr_t)p < hint, memory_order_relaxed);
+	if (low) {
+		low &= ~(uintptr_t)(align - 1);
 		atomic_store_explicit(&hint_down, true, memory_order_relaxed);
-	if (atomic_load_explicit(&hint_down, memory_order_relaxed) && (uintptr_t)p >= size)
+		hint = low >= size ? low - size : 0;
+	} else if (atomic_load_explicit(&hint_down, memory_order_relaxed) && (uintptr_t)p >= size) {
 		hint = (uintptr_t)p - size;
-	else
+	} else {
 		hint = (uintptr_t)p + size;
+	}
 	atomic_store_explicit(&next_aligned_hint, hint, memory_order_relaxed);
 	return p;
 }
