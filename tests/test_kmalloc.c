@@ -250,13 +250,13 @@ static void test_page_runs_merge(void)
 }
 
 /*
- * A span's top extent (the free extent that reaches its end) keeps 1 MiB
+ * A span's top extent (the free extent that reaches its end) keeps 2 MiB
  * of its dirty pages and gives back the rest when a run goes free: runs
  * carved upwards and freed last first are not resident beyond that, with
- * the decay off. 2.5 MiB of runs, one of which may straddle the 1 MiB.
+ * the decay off. 3.5 MiB of runs, one of which may straddle the 2 MiB.
  */
-#define TOP_TOTAL (2560 * 1024)
-#define TOP_KEEP (1024 * 1024)
+#define TOP_TOTAL (3584 * 1024)
+#define TOP_KEEP (2048 * 1024)
 
 static void test_page_run_top_trim(void)
 {
@@ -282,10 +282,10 @@ out:
 	kmm_page_decay_ms(old);
 }
 
-/* Whether every page of [p, p + len) is resident (len at most 2 MiB). */
+/* Whether every page of [p, p + len) is resident (len at most 4 MiB). */
 static bool range_resident(void *p, size_t len)
 {
-	static unsigned char vec[512];
+	static unsigned char vec[1024];
 
 	if (test_thp_always())
 		return true;
@@ -300,13 +300,13 @@ static bool range_resident(void *p, size_t len)
 
 /*
  * What the top extent keeps rises to twice the largest run freed (up to a
- * span): a loop on a 2 MiB buffer keeps all of it dirty from the first free
- * on, instead of giving back and faulting in what lies beyond 1 MiB every
- * round. After test_page_run_top_trim, whose runs leave the keep at 1 MiB.
+ * span): a loop on a 3 MiB buffer keeps all of it dirty from the first free
+ * on, instead of giving back and faulting in what lies beyond 2 MiB every
+ * round. After test_page_run_top_trim, whose runs leave the keep at 2 MiB.
  */
 static void test_page_run_top_keep_rises(void)
 {
-	size_t size = 2 * 1024 * 1024;
+	size_t size = 3 * 1024 * 1024;
 	long old = kmm_page_decay_ms(-1);
 	unsigned char *p = NULL;
 
