@@ -46,7 +46,11 @@ for w in "${WORKLOADS[@]}"; do
 	mkdir -p "$work/$w"
 	"setup_$w" "$work/$w"
 	for ((r = 0; r < runs; r++)); do
-		for a in "${names[@]}"; do
+		# Each round starts with the next allocator, so that a slow spell
+		# of the machine (a neighbour on its host) does not always fall
+		# on the same ones.
+		for ((i = 0; i < ${#names[@]}; i++)); do
+			a=${names[(r + i) % ${#names[@]}]}
 			# Elapsed seconds from bash's microsecond clock (GNU time's %e
 			# has hundredths: sqlite's 0.23 s came out as 0.23 or 0.24), and
 			# the peak RSS (KiB) of the largest single process in the tree
