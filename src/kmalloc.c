@@ -332,10 +332,16 @@ void kfree_slow(const void *p, const char *who)
  * page-granular runs, 8732 -> 8376).
  * Smaller runs stay dirty: for them the madvise and the faults of their
  * next use cost more than the copy (a loop growing a buffer to 64 KiB took
- * 21.7 us instead of 12.7 releasing every moved run). 128 KiB is also
- * where glibc's realloc starts using mmap'd chunks, which it unmaps.
+ * 21.7 us instead of 12.7 releasing every moved run). The bound was 128
+ * KiB, where glibc's realloc starts using mmap'd chunks, until python's
+ * lists and strings, grown by realloc through 256 KiB-2 MiB, were measured
+ * on a VM where a page fault costs 10-15 us: its workload took 0.89 of
+ * glibc's time (jemalloc 0.83), 0.80 with 512 KiB and 0.74 with 1 MiB; a
+ * replay of its allocations 51,900 page faults, 41,200 and 39,600
+ * (jemalloc 35,700). What it costs is gcc's peak: 127.1 MiB, 127.6 and
+ * 127.7 (glibc 126.8); sqlite, make, git and perl did not move.
  */
-#define MOVED_RELEASE_MIN (128 * 1024)
+#define MOVED_RELEASE_MIN (1024 * 1024)
 
 void kfree_moved(const void *p, const char *who)
 {

@@ -402,15 +402,15 @@ out:
 }
 
 /*
- * A page run of 128 KiB or more that krealloc moves leaves its pages clean:
- * they are not resident once the move is done. A plug right after the run
- * makes the move happen; a run taken from a free extent may have the plug
- * elsewhere, hence several tries.
+ * krealloc moves a page run of run bytes (a plug right after it makes the
+ * move happen; a run taken from a free extent may have the plug elsewhere,
+ * hence several tries) and returns whether the old run's pages were left
+ * not resident.
  */
-static void test_krealloc_moved_run_released(void)
+static bool krealloc_move_releases(size_t run)
 {
-	size_t run = 48 * PAGE_SIZE;
 	unsigned char *p[8], *plug[8], *q = NULL;
+	bool released = false;
 	int moved = -1;
 
 	for (int i = 0; i < 8 && moved < 0; i++) {
@@ -418,11 +418,11 @@ static void test_krealloc_moved_run_released(void)
 		plug[i] = kmalloc(run, GFP_KERNEL);
 		CHECK(p[i] && plug[i]);
 		fill(p[i], run, 6);
-		q = krealloc(p[i], 4 * run, GFP_KERNEL);
+		q = krealloc(p[i], 2 * run, GFP_KERNEL);
 		CHECK(q != NULL);
 		check_fill(q, run, 6);
 		if (q != p[i]) {
-			CHECK(range_not_resident(p[i], run));
+			released = range_not_resident(p[i], run);
 			moved = i;
 		}
 		p[i] = q;
@@ -432,6 +432,23 @@ static void test_krealloc_moved_run_released(void)
 		kfree(p[i]);
 		kfree(plug[i]);
 	}
+	return released;
+}
+
+/*
+ * A page run of 1 MiB or more that krealloc moves leaves its pages clean:
+ * they are not resident once the move is done. A smaller one stays dirty,
+ * for the next request of its size to take without faulting it in again.
+ */
+static void test_krealloc_moved_run_released(void)
+{
+	long old = kmm_page_decay_ms(-1);
+
+	if (!test_thp_always()) {
+		CHECK(krealloc_move_releases(1024 * 1024));
+		CHECK(!krealloc_move_releases(64 * PAGE_SIZE < 1024 * 1024 ? 64 * PAGE_SIZE : 16 * PAGE_SIZE));
+	}
+	kmm_page_decay_ms(old);
 }
 
 /*
