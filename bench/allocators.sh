@@ -7,7 +7,8 @@
 #
 # ALLOCATORS="glibc kmm old=/path/to/libkmm.so ..." picks the list instead:
 # the names above, or NAME=LIBRARY for any other build (an A/B run of two
-# kmm libraries, say), in that order.
+# kmm libraries, say), in that order; it must name glibc, the base of the
+# ratios its callers print.
 # shellcheck shell=bash disable=SC2034 # names and lib are the callers'
 
 libdir=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
@@ -31,6 +32,10 @@ if [ -n "${ALLOCATORS:-}" ]; then
 		fi
 		names+=("$a")
 	done
+fi
+if [[ " ${names[*]} " != *" glibc "* ]]; then
+	echo "${0##*/}: the allocators must include glibc, the base of the ratios" >&2
+	exit 2
 fi
 
 median() { sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }

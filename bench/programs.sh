@@ -21,10 +21,6 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # shellcheck source=allocators.sh
 . "$(dirname "${BASH_SOURCE[0]}")/allocators.sh"
-if [[ " ${names[*]} " != *" glibc "* ]]; then
-	echo "programs.sh: the allocators must include glibc, the base of the ratios" >&2
-	exit 2
-fi
 
 # Start-up first: what each allocator adds to processes that do almost
 # nothing, timed per process by bench/startup (100 runs per run asked for).

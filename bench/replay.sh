@@ -22,10 +22,6 @@ replay=$build/bench/replay
 
 # shellcheck source=allocators.sh
 . "$(dirname "${BASH_SOURCE[0]}")/allocators.sh"
-if [[ " ${names[*]} " != *" glibc "* ]]; then
-	echo "replay.sh: the allocators must include glibc, the base of the ratios" >&2
-	exit 2
-fi
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
 

@@ -2,10 +2,12 @@
  * os.c - mmap, munmap and madvise for the rest of kmm (see os.h).
  *
  * Aligned mappings first try the address next to the previous aligned
- * mapping (below it once the kernel has shown it hands out addresses
- * top-down), so that sections usually come out contiguous and aligned with
- * a single mmap; then the aligned address below where the kernel put that
- * try; otherwise they over-map by the alignment and trim both ends.
+ * mapping, in the direction the kernel hands out addresses (below it on
+ * Linux; below the whole over-mapping after a trimmed one, whose trim lies
+ * above what it kept), so that sections usually come out contiguous and
+ * aligned with a single mmap; then the aligned address below where the
+ * kernel put that try; otherwise they over-map by the alignment and trim
+ * both ends.
  * The hint is a racy optimisation only: any answer from mmap is checked.
  *
  * The first trimmed mapping (the first section, at start-up) keeps its

@@ -194,25 +194,28 @@ static bool range_zero(const unsigned char *p, size_t len)
 }
 
 /*
- * Whether every page of [p, p + len) is non-resident; true if THP may back
- * it. The vector has room for one entry per 4 KiB: qemu-user emulating 16
- * KiB pages fills one per host page.
+ * How many of the host pages of [p, p + len) (at most 4 MiB) are resident.
+ * The vector has room for one entry per 4 KiB: qemu-user emulating 16 KiB
+ * pages fills one per host page.
  */
 #define MIN_HOST_PAGE 4096
 
-static bool range_not_resident(void *p, size_t len)
+static size_t resident_host_pages(void *p, size_t len)
 {
-	unsigned char vec[256] = { 0 };
+	static unsigned char vec[1024];
+	size_t n = 0;
 
-	if (test_thp_always())
-		return true;
 	CHECK(len / MIN_HOST_PAGE <= sizeof(vec));
 	CHECK_EQ(mincore(p, len, vec), 0);
-	for (size_t i = 0; i < len / MIN_HOST_PAGE; i++) {
-		if (vec[i] & 1)
-			return false;
-	}
-	return true;
+	for (size_t i = 0; i < len / MIN_HOST_PAGE; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
+/* Whether every page of [p, p + len) is non-resident; true if THP may back it. */
+static bool range_not_resident(void *p, size_t len)
+{
+	return test_thp_always() || resident_host_pages(p, len) == 0;
 }
 
 /*
@@ -282,20 +285,10 @@ out:
 	kmm_page_decay_ms(old);
 }
 
-/* Whether every page of [p, p + len) is resident (len at most 4 MiB). */
+/* Whether every page of [p, p + len) is resident; true if THP may back it. */
 static bool range_resident(void *p, size_t len)
 {
-	static unsigned char vec[1024];
-
-	if (test_thp_always())
-		return true;
-	CHECK(len / MIN_HOST_PAGE <= sizeof(vec));
-	CHECK_EQ(mincore(p, len, vec), 0);
-	for (size_t i = 0; i < len / MIN_HOST_PAGE; i++) {
-		if (!(vec[i] & 1))
-			return false;
-	}
-	return true;
+	return test_thp_always() || resident_host_pages(p, len) == len / MIN_HOST_PAGE;
 }
 
 /*
@@ -446,7 +439,8 @@ static void test_krealloc_moved_run_released(void)
 
 	if (!test_thp_always()) {
 		CHECK(krealloc_move_releases(1024 * 1024));
-		CHECK(!krealloc_move_releases(64 * PAGE_SIZE < 1024 * 1024 ? 64 * PAGE_SIZE : 16 * PAGE_SIZE));
+		/* 256 KiB, or more where that is too few pages to be a run. */
+		CHECK(!krealloc_move_releases(8 * PAGE_SIZE > 256 * 1024 ? 8 * PAGE_SIZE : 256 * 1024));
 	}
 	kmm_page_decay_ms(old);
 }
