@@ -88,6 +88,11 @@ struct kmem_cache {
 	unsigned int objects;		/* per slab */
 	unsigned int sheaf_capacity;
 	bool spare;			/* a spare sheaf per CPU (slub.c) */
+	/*
+	 * rseq mode with one thread: the CPU whose slots this cache last
+	 * used, plus one (0: none yet); see gather_stranded() in slub.c.
+	 */
+	_Atomic unsigned int last_cpu;
 	slab_flags_t flags;
 	void (*ctor)(void *);
 	char name[32];

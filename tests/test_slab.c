@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -339,6 +340,72 @@ static void test_barn_single_thread(void)
 	CHECK(info.cached_objs <= 2 * 64);
 	CHECK(info.active_objs <= 4 * 64);
 	kmm_page_decay_ms(old);
+	kmem_cache_destroy(s);
+}
+
+/*
+ * A process with one thread that moves to another CPU finds the objects it
+ * freed on the first one: the slow path on the new CPU gathers the sheaves
+ * left in the old CPU's slots. Without that, the new CPU filled a sheaf
+ * from the slabs and the freed objects stayed out of reach (cc1 ended with
+ * 140 KiB more slabs when the scheduler had moved it). rseq mode only: per
+ * thread, the slots follow the thread.
+ */
+#define NR_MIGRATE_OBJS 40
+
+static bool pin_to(int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof(one), &one) == 0 && sched_getcpu() == cpu;
+}
+
+static void test_migration_gathers_sheaves(void)
+{
+	void *freed[NR_MIGRATE_OBJS], *again[NR_MIGRATE_OBJS];
+	struct kmem_cache *s;
+	cpu_set_t old;
+	int cpus[2], n = 0, found = 0;
+
+	kfree(kmalloc(1, GFP_KERNEL));
+	CHECK(sched_getaffinity(0, sizeof(old), &old) == 0);
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++) {
+		if (CPU_ISSET(c, &old))
+			cpus[n++] = c;
+	}
+	if (strcmp(kmm_slab_mode(), "rseq") != 0 || n < 2 || !__libc_single_threaded) {
+		printf("  skipped: needs rseq mode, one thread and two CPUs\n");
+		return;
+	}
+	s = kmem_cache_create("test-migrate", 64, 0, 0, NULL);
+	CHECK(s != NULL);
+	if (!pin_to(cpus[0])) {
+		printf("  skipped: cannot pin to CPU %d\n", cpus[0]);
+		goto out;
+	}
+	for (int i = 0; i < NR_MIGRATE_OBJS; i++) {
+		freed[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(freed[i] != NULL);
+	}
+	for (int i = 0; i < NR_MIGRATE_OBJS; i++)
+		kmem_cache_free(s, freed[i]);
+	if (!pin_to(cpus[1])) {
+		printf("  skipped: cannot pin to CPU %d\n", cpus[1]);
+		goto out;
+	}
+	for (int i = 0; i < NR_MIGRATE_OBJS; i++) {
+		again[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(again[i] != NULL);
+		for (int j = 0; j < NR_MIGRATE_OBJS; j++)
+			found += again[i] == freed[j];
+	}
+	CHECK_EQ(found, NR_MIGRATE_OBJS);
+	for (int i = 0; i < NR_MIGRATE_OBJS; i++)
+		kmem_cache_free(s, again[i]);
+out:
+	CHECK(sched_setaffinity(0, sizeof(old), &old) == 0);
 	kmem_cache_destroy(s);
 }
 
@@ -819,6 +886,7 @@ int main(void)
 	RUN(test_lookup_slot_shared);
 	RUN(test_barn_decay);
 	RUN(test_barn_single_thread);
+	RUN(test_migration_gathers_sheaves);
 	RUN(test_burst_given_back);
 	RUN(test_create_errors);
 	RUN(test_reports);
