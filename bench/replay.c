@@ -14,7 +14,8 @@
  * It prints the peak of live bytes, the peak RSS above its own RSS at the
  * start (getrusage's ru_maxrss), and their difference: what the allocator
  * added. --stop N ends after N calls, so that an allocator's statistics
- * (KMM_OPTIONS=stats=1 for kmm) describe that moment. --sizes LO:HI replays
+ * (KMM_OPTIONS=stats=1 for kmm) describe that moment; peak_live_at is the
+ * call count at the peak of live bytes, the N that stops there. --sizes LO:HI replays
  * only the blocks whose size is above LO and at most HI bytes (a realloc
  * across a bound frees in one range and allocates in the other): which
  * sizes an allocator's overhead comes from.
@@ -338,7 +339,7 @@ static int replay(const char *path, uint64_t stop, const struct size_range *rang
 	struct header h;
 	struct block *blocks;
 	long peak_kib;
-	uint64_t done = 0;
+	uint64_t done = 0, peak_at = 0;
 	size_t live = 0, peak = 0;
 	long start_kib;
 	ssize_t n;
@@ -389,14 +390,16 @@ static int replay(const char *path, uint64_t stop, const struct size_range *rang
 						       next->size);
 				done++;
 			}
-			if (live > peak)
+			if (live > peak) {
 				peak = live;
+				peak_at = done + 1;
+			}
 		}
 	}
 	peak_kib = peak_rss_kib();
-	printf("calls %llu peak_live_kib %zu peak_rss_kib %ld overhead_kib %ld\n",
+	printf("calls %llu peak_live_kib %zu peak_rss_kib %ld overhead_kib %ld peak_live_at %llu\n",
 	       (unsigned long long)done, peak / 1024, peak_kib - start_kib,
-	       peak_kib - start_kib - (long)(peak / 1024));
+	       peak_kib - start_kib - (long)(peak / 1024), (unsigned long long)peak_at);
 	close(fd);
 	return 0;
 }

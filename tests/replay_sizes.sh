@@ -34,6 +34,14 @@ check 195 --sizes 0:250000	# A only
 check 585 --sizes 250000:700000	# B, then C in its place
 check 488 --sizes 0:400000	# A and B; the realloc frees B (C is out)
 check 0 --sizes 0:1000	# D alone
+# The call count at the peak, the --stop that ends there: after the realloc
+# (a pair of calls), or after A alone.
+at=$("$replay" "$work/replay" | awk '{print $10}')
+at_a=$("$replay" --sizes 0:250000 "$work/replay" | awk '{print $10}')
+if [ "$at" != 4 ] || [ "$at_a" != 1 ]; then
+	echo "replay: peak_live_at $at and $at_a, want 4 and 1" >&2
+	fail=1
+fi
 # A stays allocated at exit, on purpose (the allocator's statistics at exit
 # describe the moment of the stop): no leak report for it.
 ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 check 195 --stop 1
