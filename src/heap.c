@@ -59,7 +59,11 @@ struct heap_chunk {
 	uint32_t size;		/* bytes, this header included; a multiple of 16 */
 	uint32_t prev_size;	/* the previous chunk's size; 0 for a span's first */
 	uint32_t state;		/* CHUNK_USED or CHUNK_FREE */
-	uint32_t freed_epoch;	/* free: the decay epoch it went free in; HEAP_CLEAN once released */
+	/*
+	 * free: the decay epoch it went free in, HEAP_CLEAN once released;
+	 * in use: the tag heap_alloc_tagged() was given (0 if none).
+	 */
+	uint32_t freed_epoch;
 	struct list_head link;	/* a free chunk's place in its bin (payload) */
 };
 
@@ -359,6 +363,11 @@ static void heap_decay_check(void)
 
 void *heap_alloc(size_t size, gfp_t gfp)
 {
+	return heap_alloc_tagged(size, gfp, 0);
+}
+
+void *heap_alloc_tagged(size_t size, gfp_t gfp, uint32_t tag)
+{
 	size_t need = chunk_need(size);
 	struct heap_chunk *c;
 	struct page *idle;
@@ -385,6 +394,7 @@ void *heap_alloc(size_t size, gfp_t gfp)
 			c->freed_epoch = heap_clock.epoch;
 	}
 	p = carve(c, need);
+	c->freed_epoch = tag;
 	idle = heap_decay();
 	kmm_unlock(&heap_lock);
 	if (idle)
@@ -421,13 +431,15 @@ static struct heap_chunk *chunk_of(const void *p, const char *who)
 		"not the start of an allocation (double free, or a pointer into an object)");
 }
 
-void heap_free(const void *p, const char *who)
+uint32_t heap_free(const void *p, const char *who)
 {
 	struct heap_chunk *c, *n, *prev;
 	struct page *empty = NULL, *idle;
+	uint32_t tag;
 
 	kmm_lock(&heap_lock);
 	c = chunk_of(p, who);
+	tag = c->freed_epoch;
 	heap_used_bytes -= c->size;
 	n = next_chunk(c);
 	if (n && n->state == CHUNK_FREE) {
@@ -459,6 +471,7 @@ void heap_free(const void *p, const char *who)
 		span_free(empty);
 	if (idle)
 		span_free(idle);
+	return tag;
 }
 
 /*

@@ -6,6 +6,7 @@
 #define KMM_HEAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <kmm/gfp.h>
 
@@ -19,8 +20,13 @@ struct heap_stats {
 
 /* size bytes, 16-byte aligned; NULL with errno = ENOMEM. */
 void *heap_alloc(size_t size, gfp_t gfp);
-/* Frees a chunk; reports (as who) and aborts for anything else. */
-void heap_free(const void *p, const char *who);
+/*
+ * The same, with a caller's tag (not 0) kept in the chunk until its free
+ * returns it: kmalloc counts its cold classes' chunks with it.
+ */
+void *heap_alloc_tagged(size_t size, gfp_t gfp, uint32_t tag);
+/* Frees a chunk and returns its tag (0: none); reports (as who) and aborts for anything else. */
+uint32_t heap_free(const void *p, const char *who);
 size_t heap_usable_size(const void *p, const char *who);
 /* Grows a chunk to size bytes where it lies, if the free chunk after it has room. */
 bool heap_grow_in_place(const void *p, size_t size);

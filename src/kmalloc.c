@@ -179,6 +179,66 @@ static struct kmem_cache *kmalloc_cache(unsigned int idx)
 	return s;
 }
 
+/*
+ * Cold classes. Every class a process uses cost it at least a slab and a
+ * sheaf or two, however few objects it holds: cc1 compiling the make
+ * workload's main.c held at most 13 objects at once in 15 of its 28
+ * classes, and their slabs (with the free objects their sheaves cache)
+ * were 360 KiB for 73 KiB of objects. So a class above 64 bytes that is
+ * not a power of two (those keep their natural alignment, which only a
+ * slab gives; below 64 bytes a chunk's header and 16-byte steps waste
+ * more than a quarter of some sizes) makes no cache until it holds
+ * KMALLOC_COLD_LIVE objects at once or has served KMALLOC_COLD_ALLOCS:
+ * until then its objects are chunks of the heap (heap.c), which packs
+ * every size together as glibc's heap does, at the cost of a lock per
+ * allocation and free for those few objects. A chunk carries its class
+ * (the heap's tag), so that its free counts it out; chunks still live
+ * when the class gets its cache stay chunks until freed. The counters are
+ * relaxed atomics: a race makes a class's cache a few objects early or
+ * late, nothing worse.
+ */
+#define KMALLOC_COLD_MIN 64	/* up to here a chunk's 16-byte steps waste too much */
+#define KMALLOC_COLD_LIVE 16
+#define KMALLOC_COLD_ALLOCS 128
+
+struct kmalloc_cold {
+	atomic_uint allocs;
+	atomic_int live;
+};
+static struct kmalloc_cold kmalloc_cold[KMALLOC_MAX_CLASSES];
+
+/* Whether a request of class idx goes to the heap, counted as one if so. */
+static bool class_cold(unsigned int idx)
+{
+	struct kmalloc_cold *c = &kmalloc_cold[idx];
+	unsigned int size = class_size(idx);
+
+	if (size <= KMALLOC_COLD_MIN || !(size & (size - 1)) ||
+	    __atomic_load_n(&kmalloc_caches[idx], __ATOMIC_ACQUIRE))
+		return false;
+	if (atomic_load_explicit(&c->live, memory_order_relaxed) >= KMALLOC_COLD_LIVE ||
+	    atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed) >= KMALLOC_COLD_ALLOCS)
+		return false;
+	atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
+	return true;
+}
+
+static void *cold_alloc(unsigned int idx, size_t size, gfp_t gfp)
+{
+	void *obj = heap_alloc_tagged(size, gfp, idx + 1);
+
+	if (!obj)
+		atomic_fetch_sub_explicit(&kmalloc_cold[idx].live, 1, memory_order_relaxed);
+	return obj;
+}
+
+/* A heap chunk went free: if a cold class's, one object fewer live. */
+static void cold_freed(uint32_t tag)
+{
+	if (tag)
+		atomic_fetch_sub_explicit(&kmalloc_cold[tag - 1].live, 1, memory_order_relaxed);
+}
+
 /* ---------------------------------------------------------------------------
  * Allocation
  */
@@ -212,6 +272,8 @@ void *kmalloc_slow(size_t size, gfp_t gfp)
 		obj = kmalloc_large(size, gfp);
 	} else if (heap_serves(size)) {
 		obj = heap_alloc(size, gfp);
+	} else if (class_cold(size_to_class(size))) {
+		obj = cold_alloc(size_to_class(size), size, gfp);
 	} else {
 		struct kmem_cache *s = kmalloc_cache(size_to_class(size));
 
@@ -304,7 +366,7 @@ void kfree_slow(const void *p, const char *who)
 			return;
 		}
 		if (page_flags(page) & PG_heap) {
-			heap_free(p, who);
+			cold_freed(heap_free(p, who));
 			return;
 		}
 		if (is_page_run(page, p)) {

@@ -626,22 +626,63 @@ static void test_show_slabinfo(void)
 	CHECK(strstr(buf, "\nkmem_cache ") != NULL);
 }
 
-/* A kmalloc class gets its cache when first used, not at start-up. */
-static void test_kmalloc_cache_on_demand(void)
+/*
+ * A kmalloc class is made on demand, and a class above 64 bytes that is
+ * not a power of two not before it holds 16 objects at once or has served
+ * 128: until then its objects are chunks of kmalloc's heap, packed with
+ * every other size. Then its slab cache appears in slabinfo and new
+ * objects are the class's size.
+ */
+#define COLD_LIVE 16
+#define COLD_ALLOCS 128
+
+static bool listed(const char *name)
 {
 	static char buf[65536];
-	char name[32];
+
+	read_slabinfo(buf, sizeof(buf));
+	return strstr(buf, name) != NULL;
+}
+
+static void test_kmalloc_cache_on_demand(void)
+{
 	size_t size = PAGE_SIZE - PAGE_SIZE / 8;	/* the 7/8-page class, unused so far */
+	size_t other = PAGE_SIZE / 2 - PAGE_SIZE / 8;	/* the 3/8-page one, unused too */
+	void *p[COLD_LIVE + 1];
+	char name[32];
 
 	snprintf(name, sizeof(name), "\nkmalloc-%zu ", size);
-	read_slabinfo(buf, sizeof(buf));
-	CHECK(strstr(buf, name) == NULL);
-	void *p = kmalloc(size - 8, GFP_KERNEL);
-	CHECK(p != NULL);
-	CHECK_EQ(ksize(p), size);
-	read_slabinfo(buf, sizeof(buf));
-	CHECK(strstr(buf, name) != NULL);
-	kfree(p);
+	CHECK(!listed(name));
+	for (int i = 0; i < COLD_LIVE; i++) {
+		p[i] = kmalloc(size - 8, GFP_KERNEL);
+		CHECK(p[i] != NULL);
+		CHECK(ksize(p[i]) >= size - 8 && ksize(p[i]) < size + 16);
+		memset(p[i], 0x5a, ksize(p[i]));
+	}
+	CHECK(!listed(name));
+	p[COLD_LIVE] = kmalloc(size - 8, GFP_KERNEL);
+	CHECK(p[COLD_LIVE] != NULL);
+	CHECK_EQ(ksize(p[COLD_LIVE]), size);
+	CHECK(listed(name));
+	for (int i = 0; i <= COLD_LIVE; i++)
+		kfree(p[i]);
+
+	/* One at a time: the class's cache comes with its 129th object. */
+	snprintf(name, sizeof(name), "\nkmalloc-%zu ", other);
+	CHECK(!listed(name));
+	for (int i = 0; i < COLD_ALLOCS; i++) {
+		void *q = kmalloc(other, GFP_KERNEL);
+
+		CHECK(q != NULL);
+		CHECK(ksize(q) >= other);
+		kfree(q);
+	}
+	CHECK(!listed(name));
+	p[0] = kmalloc(other, GFP_KERNEL);
+	CHECK(p[0] != NULL);
+	CHECK_EQ(ksize(p[0]), other);
+	CHECK(listed(name));
+	kfree(p[0]);
 }
 
 /*
