@@ -25,8 +25,9 @@
  * a page run (PG_large_kmalloc, usable size in private); an address outside
  * every section may be a vmalloc area.
  *
- * A class's cache is created the first time the class is asked for: a
- * short-lived process builds the few caches it uses, not all of them.
+ * A class's cache is created the first time the class is asked for (a
+ * short-lived process builds the few caches it uses, not all of them), or
+ * for a cold class, later: see class_cold().
  * Creation is serialized by the slab layer's start-up lock (taken by the
  * fork handlers); kmalloc_caches[] and kmalloc_table[] entries are
  * published with release stores and never change after.
