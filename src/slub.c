@@ -624,15 +624,21 @@ static struct slab_sheaf *barn_pop(struct slab_sheaf **list, unsigned int *count
 	return sheaf;
 }
 
+/* A request that may not sleep spins for the barn's lock. */
+static void barn_lock(struct node_barn *barn, gfp_t gfp)
+{
+	if (gfp & __GFP_DIRECT_RECLAIM)
+		kmm_lock(&barn->lock);
+	else
+		kmm_lock_spin(&barn->lock);
+}
+
 static struct slab_sheaf *barn_get_full(struct kmem_cache *s, gfp_t gfp)
 {
 	struct node_barn *barn = &s->barn;
 	struct slab_sheaf *sheaf;
 
-	if (gfp & __GFP_DIRECT_RECLAIM)
-		kmm_lock(&barn->lock);
-	else
-		kmm_lock_spin(&barn->lock);
+	barn_lock(barn, gfp);
 	sheaf = barn_pop(&barn->full, &barn->nr_full);
 	if (sheaf) {
 		barn->full_objects -= sheaf->size;
@@ -642,11 +648,11 @@ static struct slab_sheaf *barn_get_full(struct kmem_cache *s, gfp_t gfp)
 	return sheaf;
 }
 
-static struct slab_sheaf *barn_get_empty(struct kmem_cache *s)
+static struct slab_sheaf *barn_get_empty(struct kmem_cache *s, gfp_t gfp)
 {
 	struct slab_sheaf *sheaf;
 
-	kmm_lock(&s->barn.lock);
+	barn_lock(&s->barn, gfp);
 	sheaf = barn_pop(&s->barn.empty, &s->barn.nr_empty);
 	kmm_unlock(&s->barn.lock);
 	return sheaf;
@@ -995,7 +1001,15 @@ void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 		gather_stranded(s, cpu);
 		fresh = barn_get_full(s, gfp);
 		if (!fresh) {
-			fresh = sheaf_alloc(s, gfp);
+			/*
+			 * Refill an empty sheaf parked in the barn before making
+			 * one: in a run of allocations each refill parked the
+			 * sheaf it replaced, and cc1 ended with 75 sheaves
+			 * (40 KiB) for 16 caches, most of them empty.
+			 */
+			fresh = barn_get_empty(s, gfp);
+			if (!fresh)
+				fresh = sheaf_alloc(s, gfp);
 			if (!fresh)
 				return NULL;
 			if (!node_fill_sheaf(s, fresh, gfp)) {
@@ -1032,7 +1046,7 @@ void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
 			continue;
 		if (slot)
 			gather_stranded(s, cpu);
-		fresh = slot ? barn_get_empty(s) : NULL;
+		fresh = slot ? barn_get_empty(s, GFP_KERNEL) : NULL;
 		if (slot && !fresh)
 			fresh = sheaf_alloc(s, GFP_KERNEL | __GFP_NOWARN);
 		if (!fresh) {
