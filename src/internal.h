@@ -77,6 +77,15 @@ static inline void kmm_counter_add(atomic_ulong *counter, unsigned long v)
 #pragma GCC visibility push(hidden)
 
 /*
+ * For the few variables that every process reads or writes, started or
+ * not: they go into .data, whose pages the dynamic loader writes anyway
+ * (relocations, and zeroing the .bss part of its last page). In .bss, they
+ * were three more pages, faulted in by a process that never leaves the
+ * boot arena (`ls`, a shell, the gcc driver); see docs/malloc.md.
+ */
+#define KMM_HOT_DATA __attribute__((section(".data.kmm_hot")))
+
+/*
  * kmm_report() formats a line (a subset of printf: %s %c %d %u %x %p %%,
  * with the 'l' and 'z' length modifiers, the '#' flag, a field width, and
  * %.*s)

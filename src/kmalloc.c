@@ -66,7 +66,7 @@ static size_t kmalloc_max_cache_size;
 #define KMALLOC_MEDIUM_SHIFT 8
 static unsigned char kmalloc_medium[(256 * 1024) >> KMALLOC_MEDIUM_SHIFT];
 /* All zero: index 0 is the dummy sheaf's (kmalloc_init() sets cpu_slot0). */
-struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
+struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1] KMM_HOT_DATA;
 
 /* The class index of size (1 <= size <= kmalloc_max_cache_size). */
 static unsigned int size_to_class(size_t size)

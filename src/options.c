@@ -14,8 +14,8 @@
 #include "lock.h"
 
 static struct kmm_options opts = { .rseq = -1, .decay_ms = -2 };
-static atomic_bool parsed;
-static struct kmm_lock parse_lock = KMM_LOCK_INIT;
+static atomic_bool parsed KMM_HOT_DATA;
+static struct kmm_lock parse_lock KMM_HOT_DATA = KMM_LOCK_INIT;
 
 static bool parse_long(const char *s, size_t len, long *out)
 {

@@ -32,8 +32,8 @@
 
 #include "internal.h"
 
-size_t os_page_size;
-unsigned int os_page_shift;
+size_t os_page_size KMM_HOT_DATA;
+unsigned int os_page_shift KMM_HOT_DATA;
 
 static _Atomic uintptr_t next_aligned_hint;
 static atomic_bool hint_down;	/* hints go downwards: the kernel maps top-down */
@@ -43,7 +43,7 @@ static uintptr_t spare_end;		/* written before spare_cursor is published */
 static atomic_bool spare_made;
 
 /* 0: page size unknown, 1: being read, 2: os_page_size and os_page_shift set. */
-static atomic_int os_state;
+static atomic_int os_state KMM_HOT_DATA;
 
 void os_init(void)
 {

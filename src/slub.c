@@ -62,7 +62,7 @@
 #define RED_INACTIVE 0xbb
 #define RED_ACTIVE 0xcc
 
-_Atomic int slab_mode;
+_Atomic int slab_mode KMM_HOT_DATA;
 #ifdef KMM_HAVE_RSEQ_OPS
 ptrdiff_t kmm_rseq_offset;
 #endif

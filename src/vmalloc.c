@@ -39,9 +39,9 @@ struct vmap_area {
 	bool huge;
 };
 
-static struct kmm_lock vmap_lock = KMM_LOCK_INIT;
-static struct vmap_area *areas;	/* sorted by addr */
-static size_t nr_areas, max_areas;
+static struct kmm_lock vmap_lock KMM_HOT_DATA = KMM_LOCK_INIT;
+static struct vmap_area *areas KMM_HOT_DATA;	/* sorted by addr */
+static size_t nr_areas KMM_HOT_DATA, max_areas KMM_HOT_DATA;
 
 #define RECYCLE_SLOTS 4
 #define RECYCLE_MAX_BYTES (64UL << 20)
@@ -52,9 +52,9 @@ struct recycled_area {
 };
 
 /* Areas kfree gave back, out of the registry; vmap_lock. */
-static struct recycled_area recycled[RECYCLE_SLOTS];
-static unsigned int nr_recycled;
-static size_t recycled_bytes;
+static struct recycled_area recycled[RECYCLE_SLOTS] KMM_HOT_DATA;
+static unsigned int nr_recycled KMM_HOT_DATA;
+static size_t recycled_bytes KMM_HOT_DATA;
 
 /* vmap_lock held. Index of the first area with addr >= a. */
 static size_t area_search(uintptr_t a)
