@@ -26,7 +26,8 @@
  *   free extent   first page PG_run_free, private = its length in pages,
  *                 inuse = the decay epoch it went free in (RUN_CLEAN once
  *                 its pages went back), lru = its bin's list; last page
- *                 PG_run_tail, private = the length again.
+ *                 PG_run_tail, private = the length again (not for the
+ *                 extent that reaches the span's end: extent_has_tail()).
  * A span's dirty bitmap has one bit per page that may be resident: set over
  * a run's usable pages when it is freed, cleared when pages go back to the
  * OS. __GFP_ZERO clears only dirty pages, and an empty span goes back to the
@@ -199,6 +200,18 @@ static unsigned int bin_of(unsigned long len)
 	       (unsigned int)((len - (1UL << k)) >> (k - 2));
 }
 
+/*
+ * Whether a free extent's last page carries the tail mark: only a free
+ * below it reads the mark, so the top extent, which reaches the span's
+ * end, goes without. Its last page's descriptor is the span's last, on a
+ * page of descriptors nothing else touched: one page fault less for
+ * every process that makes a run span.
+ */
+static bool extent_has_tail(const struct page *head, unsigned long len)
+{
+	return span_index(head) + len < SPAN_PAGES;
+}
+
 static void extent_add(struct page *head, unsigned long len, uint32_t epoch)
 {
 	struct page *tail = head + len - 1;
@@ -207,8 +220,10 @@ static void extent_add(struct page *head, unsigned long len, uint32_t epoch)
 	head->private = len;
 	head->inuse = epoch;
 	flags_update(head, PG_run_free, 0);
-	tail->private = len;
-	flags_update(tail, PG_run_tail, 0);
+	if (extent_has_tail(head, len)) {
+		tail->private = len;
+		flags_update(tail, PG_run_tail, 0);
+	}
 	list_add(&head->lru, &run_bins[b]);
 	run_bin_mask |= 1ULL << b;
 }
@@ -223,7 +238,8 @@ static unsigned long extent_del(struct page *head)
 	if (list_empty(&run_bins[b]))
 		run_bin_mask &= ~(1ULL << b);
 	flags_update(head, 0, PG_run_free);
-	flags_update(head + len - 1, 0, PG_run_tail);
+	if (extent_has_tail(head, len))
+		flags_update(head + len - 1, 0, PG_run_tail);
 	return len;
 }
 
