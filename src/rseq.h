@@ -41,7 +41,7 @@ static inline unsigned int kmm_current_cpu(void)
 /*
  * Restartable sequences over per-CPU slot arrays (the slab layer's
  * sheaves). A slot array has one pointer per cache for each CPU, CPU c's at
- * slot0 + (c << SLOT_STRIDE_SHIFT); NULL means no sheaf (empty for a pop,
+ * slot0 + (c << SLOT_STRIDE_SHIFT) (a CPU's row of slots, then its spares); NULL means no sheaf (empty for a pop,
  * full for a push). A sheaf is { u32 size, u32 capacity, next, objects[] }
  * with objects at offset 16.
  *
@@ -53,7 +53,7 @@ static inline unsigned int kmm_current_cpu(void)
  */
 #if defined(__x86_64__)
 #define KMM_HAVE_RSEQ_OPS 1
-#define SLOT_STRIDE_SHIFT 11
+#define SLOT_STRIDE_SHIFT 12
 #define RSEQ_STR2(x) #x
 #define RSEQ_STR(x) RSEQ_STR2(x)
 

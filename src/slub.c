@@ -79,11 +79,13 @@ __thread struct slab_sheaf **slab_thread_slots
 	__attribute__((tls_model("initial-exec"))) = dummy_slots;
 
 /*
- * The per-CPU slot area: nr_slot_cpus rows of SLAB_MAX_CACHES pointers, then
- * as many rows of spares.
+ * The per-CPU slot area: for each of nr_slot_cpus CPUs a row of
+ * SLAB_MAX_CACHES slots and right after it the row of their spares, as a
+ * thread's slots are followed by its spares. A process on one CPU touches
+ * one page of it, not two (a spare row after all the slot rows).
  */
 #ifdef KMM_HAVE_RSEQ_OPS
-_Static_assert(SLAB_MAX_CACHES * sizeof(void *) == 1u << SLOT_STRIDE_SHIFT,
+_Static_assert(2 * SLAB_MAX_CACHES * sizeof(void *) == 1u << SLOT_STRIDE_SHIFT,
 	       "the rseq sequences step between CPU rows by 1 << SLOT_STRIDE_SHIFT");
 #endif
 struct slab_sheaf **slab_percpu_slots;
@@ -800,7 +802,7 @@ static void barn_shrink(struct kmem_cache *s)
 
 static struct slab_sheaf **percpu_slot(unsigned int cpu, unsigned int index)
 {
-	return &slab_percpu_slots[(size_t)cpu * SLAB_MAX_CACHES + index];
+	return &slab_percpu_slots[(size_t)cpu * 2 * SLAB_MAX_CACHES + index];
 }
 
 /*
@@ -827,13 +829,9 @@ static void *percpu_slot_value(struct slab_sheaf *sheaf)
 }
 #endif
 
-/* The spare slot that goes with a CPU's or a thread's slot. */
+/* The spare slot that goes with a CPU's or a thread's slot: the next row. */
 static struct slab_sheaf **spare_slot(struct slab_sheaf **slot)
 {
-	size_t n = (size_t)nr_slot_cpus * SLAB_MAX_CACHES;
-
-	if (slab_percpu_slots && slot >= slab_percpu_slots && slot < slab_percpu_slots + n)
-		return slot + n;
 	return slot + SLAB_MAX_CACHES;
 }
 
