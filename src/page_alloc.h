@@ -157,11 +157,17 @@ static inline _Atomic uintptr_t *section_hash_slot(uintptr_t idx)
 	return &section_hash[section_hash_nr(idx)];
 }
 
-/* The section with index idx in the two-level table, or NULL. */
+/*
+ * The section with index idx in the two-level table, or NULL. The lookup
+ * cache needs no bound on the address (a tag above every real one never
+ * matches), the table does: an address beyond VA_BITS has none.
+ */
 static inline struct mem_section *section_table_lookup(uintptr_t idx)
 {
 	section_slot *leaf;
 
+	if (idx >> (SECTION_ROOT_BITS + SECTION_LEAF_BITS))
+		return NULL;
 	leaf = atomic_load_explicit(&section_root[idx >> SECTION_LEAF_BITS], memory_order_acquire);
 	if (!leaf)
 		return NULL;
@@ -178,10 +184,6 @@ static inline struct mem_section *section_lookup(uintptr_t addr)
 {
 	uintptr_t idx, e;
 
-#if UINTPTR_MAX > 0xffffffffu
-	if (addr >> VA_BITS)
-		return NULL;
-#endif
 	idx = addr >> section_shift;
 	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
 	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
@@ -230,17 +232,19 @@ static inline struct page *addr_to_page(const void *addr)
  */
 static inline unsigned int addr_slab_index(const void *addr)
 {
-	uintptr_t idx = (uintptr_t)addr >> section_shift, e;
+	/*
+	 * From the page number alone: the section index is its high part
+	 * (section_shift is the page shift plus MAX_PAGE_ORDER), and the row
+	 * entry, slot times a row plus the page's index in its section, is
+	 * its low HASH_BITS + MAX_PAGE_ORDER bits.
+	 */
+	uintptr_t pfn = (uintptr_t)addr >> os_page_shift, idx = pfn >> MAX_PAGE_ORDER, e;
 	unsigned int index;
 	struct mem_section *ms;
 
-#if UINTPTR_MAX > 0xffffffffu
-	if ((uintptr_t)addr >> VA_BITS)
-		return 0;
-#endif
 	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
 	/* Relaxed: a section without the slot may read its owner's row. */
-	index = atomic_load_explicit(&section_hash_index[section_hash_nr(idx)][section_page_index(addr)],
+	index = atomic_load_explicit(&section_hash_index[0][pfn & ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)],
 				     memory_order_relaxed);
 	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
 		return index;
