@@ -80,37 +80,45 @@ extern ptrdiff_t kmm_rseq_offset;
 	".popsection\n\t"
 
 /*
- * Pops the top object of this CPU's sheaf into *objp; false if it is empty.
- * The object goes out through memory, not an asm goto output: GCC 12 under
- * -fsanitize=address returned an output register's stale value on the
- * empty path.
+ * Pops the top object of this CPU's sheaf; NULL if it is empty (sheaves
+ * never hold NULL). A plain asm with a register output, not an asm goto:
+ * GCC 12 under -fsanitize=address returned an asm goto output register's
+ * stale value on the empty path, and passing the object out through memory
+ * instead cost malloc a stack frame. So the abort handler restarts at the
+ * asm's own first label (0), which sets up the critical section again.
+ * The output is early-clobbered: the section's setup writes %rax before
+ * the inputs are read.
  */
-static inline bool rseq_sheaf_pop(uintptr_t slot0, void **objp)
+static inline void *rseq_sheaf_pop(uintptr_t slot0)
 {
-restart:
-	__asm__ goto(RSEQ_CS_TABLE
-		     "1:\n\t"
-		     "movl %%fs:(%[off]), %%eax\n\t"
-		     "shlq $" RSEQ_STR(SLOT_STRIDE_SHIFT) ", %%rax\n\t"
-		     "movq (%[slot0], %%rax), %%rcx\n\t"
-		     "testq %%rcx, %%rcx\n\t"
-		     "jz %l[empty]\n\t"
-		     "movl (%%rcx), %%edx\n\t"
-		     "testl %%edx, %%edx\n\t"
-		     "jz %l[empty]\n\t"
-		     "subl $1, %%edx\n\t"
-		     "movq 16(%%rcx, %%rdx, 8), %%rax\n\t"
-		     "movq %%rax, (%[objp])\n\t"
-		     "movl %%edx, (%%rcx)\n\t"
-		     "2:\n\t"
-		     RSEQ_ABORT_HANDLER
-		     :
-		     : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0), [objp] "r"(objp)
-		     : "rax", "rcx", "rdx", "memory", "cc"
-		     : restart, empty);
-	return true;
-empty:
-	return false;
+	void *obj;
+
+	__asm__ volatile("0:\n\t"
+			 RSEQ_CS_TABLE
+			 "1:\n\t"
+			 "movl %%fs:(%[off]), %%eax\n\t"
+			 "shlq $" RSEQ_STR(SLOT_STRIDE_SHIFT) ", %%rax\n\t"
+			 "movq (%[slot0], %%rax), %%rcx\n\t"
+			 "xorl %%eax, %%eax\n\t"
+			 "testq %%rcx, %%rcx\n\t"
+			 "jz 2f\n\t"
+			 "movl (%%rcx), %%edx\n\t"
+			 "testl %%edx, %%edx\n\t"
+			 "jz 2f\n\t"
+			 "subl $1, %%edx\n\t"
+			 "movq 16(%%rcx, %%rdx, 8), %%rax\n\t"
+			 "movl %%edx, (%%rcx)\n\t"
+			 "2:\n\t"
+			 ".pushsection __rseq_failure, \"ax\"\n\t"
+			 ".byte 0x0f, 0xb9, 0x3d\n\t"
+			 ".long 0x53053053\n\t"
+			 "4:\n\t"
+			 "jmp 0b\n\t"
+			 ".popsection\n\t"
+			 : "=&a"(obj)
+			 : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0)
+			 : "rcx", "rdx", "memory", "cc");
+	return obj;
 }
 
 /*

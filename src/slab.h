@@ -140,14 +140,10 @@ static inline void *slab_alloc_fast_at(const uintptr_t *cpu_slot0, const unsigne
 
 #ifdef KMM_HAVE_RSEQ_OPS
 	if (likely(mode == SLAB_MODE_RSEQ)) {
-		void *obj;
+		void *obj = rseq_sheaf_pop(__atomic_load_n(cpu_slot0, __ATOMIC_RELAXED));
 
-		if (!rseq_sheaf_pop(__atomic_load_n(cpu_slot0, __ATOMIC_RELAXED), &obj))
-			return NULL;
-		/* Sheaves never hold NULL: lets callers drop their NULL test. */
-		if (!obj)
-			__builtin_unreachable();
-		tsan_acquire(obj);
+		if (obj)
+			tsan_acquire(obj);
 		return obj;
 	}
 #else

@@ -4,10 +4,13 @@
  * thousands of short-lived threads must not grow memory without bound,
  * kmm_resident() beside a thread that makes and discards slabs, and
  * kmalloc's chunk heap and page runs on four threads while their decay
- * runs. Runs under ThreadSanitizer, in both modes.
+ * runs, and fast paths interrupted by signals. Runs under ThreadSanitizer,
+ * in both modes.
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -418,6 +421,88 @@ static void test_run_cache(void)
 			   "not the start of an allocation");
 }
 
+/*
+ * Fast paths interrupted: a profiling timer signal (every 50 us of CPU
+ * time, in practice every tick) lands in threads that allocate and free
+ * until it has come 100 times, and its handler allocates and frees too. In rseq mode
+ * a signal or a preemption inside a sequence sends it to its abort handler,
+ * which restarts it; an object must still go to exactly one owner. Each
+ * thread keeps its live objects stamped with its id and a generation and
+ * checks the stamp before every free: an object handed out twice would be
+ * overwritten by its second owner.
+ */
+#define ABORT_THREADS 2
+#define ABORT_LIVE 32
+#define ABORT_SIGNALS 100	/* the timer fires on CPU-time ticks: run until this many */
+#define ABORT_MAX_ROUNDS 100000000
+
+static atomic_long abort_signals;
+
+static void abort_handler(int sig)
+{
+	void *p = kmalloc(48, GFP_ATOMIC);
+
+	(void)sig;
+	kfree(p);
+	atomic_fetch_add_explicit(&abort_signals, 1, memory_order_relaxed);
+}
+
+struct stamp {
+	uint64_t owner;
+	uint64_t gen;
+};
+
+static void *abort_worker(void *arg)
+{
+	uint64_t id = (uintptr_t)arg, seed = 7 + id, *bad = malloc(sizeof(*bad));
+	struct stamp *live[ABORT_LIVE];
+
+	*bad = 0;
+	for (int i = 0; i < ABORT_LIVE; i++) {
+		live[i] = kmalloc(sizeof(struct stamp), GFP_KERNEL);
+		*live[i] = (struct stamp){ id, (uint64_t)i };
+	}
+	for (uint64_t r = 0; r < ABORT_MAX_ROUNDS &&
+	     atomic_load_explicit(&abort_signals, memory_order_relaxed) < ABORT_SIGNALS; r++) {
+		unsigned int k;
+
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		k = (unsigned int)(seed >> 33) % ABORT_LIVE;
+		*bad += live[k]->owner != id || live[k]->gen % ABORT_LIVE != k;
+		kfree(live[k]);
+		live[k] = kmalloc(sizeof(struct stamp), GFP_KERNEL);
+		*live[k] = (struct stamp){ id, r * ABORT_LIVE + k };
+	}
+	for (int i = 0; i < ABORT_LIVE; i++)
+		kfree(live[i]);
+	return bad;
+}
+
+static void test_fast_paths_interrupted(void)
+{
+	struct sigaction sa = { .sa_handler = abort_handler, .sa_flags = SA_RESTART }, old;
+	struct itimerval every = { { 0, 50 }, { 0, 50 } }, off = { { 0, 0 }, { 0, 0 } };
+	pthread_t t[ABORT_THREADS];
+	uint64_t bad = 0;
+
+	CHECK(sigaction(SIGPROF, &sa, &old) == 0);
+	CHECK(setitimer(ITIMER_PROF, &every, NULL) == 0);
+	for (uintptr_t i = 0; i < ABORT_THREADS; i++)
+		CHECK(pthread_create(&t[i], NULL, abort_worker, (void *)(i + 1)) == 0);
+	for (int i = 0; i < ABORT_THREADS; i++) {
+		void *ret;
+
+		CHECK(pthread_join(t[i], &ret) == 0);
+		bad += *(uint64_t *)ret;
+		free(ret);
+	}
+	CHECK(setitimer(ITIMER_PROF, &off, NULL) == 0);
+	CHECK(sigaction(SIGPROF, &old, NULL) == 0);
+	printf("  %ld signals\n", atomic_load(&abort_signals));
+	CHECK(atomic_load(&abort_signals) > 0);
+	CHECK_EQ(bad, 0);
+}
+
 int main(void)
 {
 	RUN(test_producer_consumer);
@@ -426,5 +511,6 @@ int main(void)
 	RUN(test_heap_threads);
 	RUN(test_run_cache);
 	RUN(test_barn_threaded);
+	RUN(test_fast_paths_interrupted);
 	return 0;
 }
