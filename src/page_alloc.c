@@ -132,7 +132,7 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 	__atomic_store_n(&ms->slab_cache[page_index(page)], s, __ATOMIC_RELAXED);
 	ms->slab_index[page_index(page)] = (unsigned short)index;
 	if (atomic_load_explicit(section_hash_slot(idx), memory_order_relaxed) == owner)
-		atomic_store_explicit(&section_hash_index[section_hash_nr(idx)][page_index(page)],
+		atomic_store_explicit(&section_hash_index[(section_hash_nr(idx) << MAX_PAGE_ORDER) + page_index(page)],
 				      (unsigned short)index, memory_order_relaxed);
 }
 

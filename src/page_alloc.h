@@ -136,7 +136,8 @@ extern unsigned int section_shift;
 extern size_t section_meta_align;
 extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 extern _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
-extern _Atomic unsigned short section_hash_index[1UL << SECTION_HASH_BITS][1UL << MAX_PAGE_ORDER];
+/* One row of 2^MAX_PAGE_ORDER entries per slot, flat: slot * row + page. */
+extern _Atomic unsigned short section_hash_index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)];
 
 #include "os.h"
 
@@ -244,7 +245,7 @@ static inline unsigned int addr_slab_index(const void *addr)
 
 	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
 	/* Relaxed: a section without the slot may read its owner's row. */
-	index = atomic_load_explicit(&section_hash_index[0][pfn & ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)],
+	index = atomic_load_explicit(&section_hash_index[pfn & ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)],
 				     memory_order_relaxed);
 	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
 		return index;

@@ -16,5 +16,5 @@
 
 _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
-_Atomic unsigned short section_hash_index[1UL << SECTION_HASH_BITS][1UL << MAX_PAGE_ORDER]
+_Atomic unsigned short section_hash_index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)]
 	__attribute__((aligned(sizeof(unsigned short) << MAX_PAGE_ORDER)));
