@@ -60,7 +60,7 @@ static inline unsigned int kmm_current_cpu(void)
 /* __rseq_offset, copied at start-up: one load instead of two through the GOT. */
 extern ptrdiff_t kmm_rseq_offset;
 
-/* The critical-section descriptor and the signed abort handler. */
+/* The critical-section descriptor (label 3), stored in the thread's rseq area. */
 #define RSEQ_CS_TABLE                                                   \
 	".pushsection __rseq_cs, \"aw\"\n\t"                            \
 	".balign 32\n\t"                                                \
@@ -71,13 +71,16 @@ extern ptrdiff_t kmm_rseq_offset;
 	"leaq 3b(%%rip), %%rax\n\t"                                     \
 	"movq %%rax, %%fs:8(%[off])\n\t"
 
-#define RSEQ_ABORT_HANDLER                                              \
+/* The signed abort handler (label 4), which jumps where restart says. */
+#define RSEQ_ABORT_JUMP(restart)                                        \
 	".pushsection __rseq_failure, \"ax\"\n\t"                       \
 	".byte 0x0f, 0xb9, 0x3d\n\t"                                    \
 	".long 0x53053053\n\t"                                          \
 	"4:\n\t"                                                        \
-	"jmp %l[restart]\n\t"                                           \
+	"jmp " restart "\n\t"                                           \
 	".popsection\n\t"
+
+#define RSEQ_ABORT_HANDLER RSEQ_ABORT_JUMP("%l[restart]")
 
 /*
  * Pops the top object of this CPU's sheaf; NULL if it is empty (sheaves
@@ -109,12 +112,7 @@ static inline void *rseq_sheaf_pop(uintptr_t slot0)
 			 "movq 16(%%rcx, %%rdx, 8), %%rax\n\t"
 			 "movl %%edx, (%%rcx)\n\t"
 			 "2:\n\t"
-			 ".pushsection __rseq_failure, \"ax\"\n\t"
-			 ".byte 0x0f, 0xb9, 0x3d\n\t"
-			 ".long 0x53053053\n\t"
-			 "4:\n\t"
-			 "jmp 0b\n\t"
-			 ".popsection\n\t"
+			 RSEQ_ABORT_JUMP("0b")
 			 : "=&a"(obj)
 			 : [off] "r"(kmm_rseq_offset), [slot0] "r"(slot0)
 			 : "rcx", "rdx", "memory", "cc");
