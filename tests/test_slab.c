@@ -353,13 +353,17 @@ static void test_barn_single_thread(void)
  */
 #define NR_MIGRATE_OBJS 40
 
+/* Pins this thread to cpu; says the test is skipped if it cannot. */
 static bool pin_to(int cpu)
 {
 	cpu_set_t one;
 
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	return sched_setaffinity(0, sizeof(one), &one) == 0 && sched_getcpu() == cpu;
+	if (sched_setaffinity(0, sizeof(one), &one) == 0 && sched_getcpu() == cpu)
+		return true;
+	printf("  skipped: cannot pin to CPU %d\n", cpu);
+	return false;
 }
 
 static void test_migration_gathers_sheaves(void)
@@ -381,20 +385,16 @@ static void test_migration_gathers_sheaves(void)
 	}
 	s = kmem_cache_create("test-migrate", 64, 0, 0, NULL);
 	CHECK(s != NULL);
-	if (!pin_to(cpus[0])) {
-		printf("  skipped: cannot pin to CPU %d\n", cpus[0]);
+	if (!pin_to(cpus[0]))
 		goto out;
-	}
 	for (int i = 0; i < NR_MIGRATE_OBJS; i++) {
 		freed[i] = kmem_cache_alloc(s, GFP_KERNEL);
 		CHECK(freed[i] != NULL);
 	}
 	for (int i = 0; i < NR_MIGRATE_OBJS; i++)
 		kmem_cache_free(s, freed[i]);
-	if (!pin_to(cpus[1])) {
-		printf("  skipped: cannot pin to CPU %d\n", cpus[1]);
+	if (!pin_to(cpus[1]))
 		goto out;
-	}
 	for (int i = 0; i < NR_MIGRATE_OBJS; i++) {
 		again[i] = kmem_cache_alloc(s, GFP_KERNEL);
 		CHECK(again[i] != NULL);
