@@ -344,6 +344,35 @@ static void test_barn_single_thread(void)
 }
 
 /*
+ * A run of allocations refills its sheaf again and again: each refill fills
+ * an empty sheaf parked in the barn rather than making one, so a cache
+ * keeps a few sheaves, not one per refill (cc1 had 76 for 16 caches). 20
+ * sheaves' worth of objects allocated in a row may add the slot's sheaf,
+ * the spare and one parked, plus one for the freeing.
+ */
+#define NR_REFILL_OBJS (20 * 64)
+
+static void test_refill_reuses_sheaves(void)
+{
+	static void *objs[NR_REFILL_OBJS];
+	struct kmem_cache *s = kmem_cache_create("test-refill", 64, 0, 0, NULL);
+	unsigned long before;
+
+	CHECK(s != NULL);
+	objs[0] = kmem_cache_alloc(s, GFP_KERNEL);
+	kmem_cache_free(s, objs[0]);
+	before = find_cache("kmm_sheaf").active_objs;
+	for (int i = 0; i < NR_REFILL_OBJS; i++) {
+		objs[i] = kmem_cache_alloc(s, GFP_KERNEL);
+		CHECK(objs[i] != NULL);
+	}
+	CHECK(find_cache("kmm_sheaf").active_objs <= before + 4);
+	for (int i = 0; i < NR_REFILL_OBJS; i++)
+		kmem_cache_free(s, objs[i]);
+	kmem_cache_destroy(s);
+}
+
+/*
  * A process with one thread that moves to another CPU finds the objects it
  * freed on the first one: the slow path on the new CPU gathers the sheaves
  * left in the old CPU's slots. Without that, the new CPU filled a sheaf
@@ -928,6 +957,7 @@ int main(void)
 	RUN(test_barn_decay);
 	RUN(test_barn_single_thread);
 	RUN(test_migration_gathers_sheaves);
+	RUN(test_refill_reuses_sheaves);
 	RUN(test_burst_given_back);
 	RUN(test_create_errors);
 	RUN(test_reports);
