@@ -1,7 +1,9 @@
 /*
  * heap.c - kmalloc's chunk heap: the sizes between one page and four that
  * are not powers of two (4 to 16 KiB with 4 KiB pages), carved as chunks
- * with boundary tags from spans of 2^HEAP_SPAN_ORDER pages.
+ * with boundary tags from spans of 2^HEAP_SPAN_ORDER pages; also the first
+ * objects of kmalloc's cold classes, which kmalloc tags with their class
+ * (heap_alloc_tagged(); the heap only keeps the tag for heap_free()).
  *
  * Why not size classes: a class keeps its own slabs, so memory one class
  * freed serves no other. Programs allocate these sizes in bursts of a few

@@ -1,6 +1,7 @@
 /*
  * heap.h - kmalloc's chunk heap (heap.c): blocks of more than one page and
- * at most kmalloc's largest class that are not powers of two.
+ * at most kmalloc's largest class that are not powers of two, and the
+ * objects of kmalloc's cold classes (kmalloc.c, class_cold()).
  */
 #ifndef KMM_HEAP_H
 #define KMM_HEAP_H
