@@ -263,6 +263,8 @@ static bool heap_serves(size_t size)
 
 void *kmalloc_slow(size_t size, gfp_t gfp)
 {
+	unsigned int idx = size_to_class(size);	/* a number only: used below the largest class */
+	struct kmem_cache *s;
 	void *obj;
 
 	if (size == 0)
@@ -273,11 +275,10 @@ void *kmalloc_slow(size_t size, gfp_t gfp)
 		obj = kmalloc_large(size, gfp);
 	} else if (heap_serves(size)) {
 		obj = heap_alloc(size, gfp);
-	} else if (class_cold(size_to_class(size))) {
-		obj = cold_alloc(size_to_class(size), size, gfp);
+	} else if (class_cold(idx)) {
+		obj = cold_alloc(idx, size, gfp);
 	} else {
-		struct kmem_cache *s = kmalloc_cache(size_to_class(size));
-
+		s = kmalloc_cache(idx);
 		if (!s) {
 			errno = ENOMEM;
 			return NULL;

@@ -1002,7 +1002,7 @@ void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 			/*
 			 * Refill an empty sheaf parked in the barn before making
 			 * one: in a run of allocations each refill parked the
-			 * sheaf it replaced, and cc1 ended with 75 sheaves
+			 * sheaf it replaced, and cc1 ended with 76 sheaves
 			 * (40 KiB) for 16 caches, most of them empty.
 			 */
 			fresh = barn_get_empty(s, gfp);
