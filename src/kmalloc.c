@@ -261,34 +261,40 @@ static bool heap_serves(size_t size)
 	return size > os_page_size && (size & (size - 1));
 }
 
-void *kmalloc_slow(size_t size, gfp_t gfp)
+/* A size of class idx: a chunk while the class is cold, else an object of its cache. */
+static void *kmalloc_class(unsigned int idx, size_t size, gfp_t gfp)
 {
-	unsigned int idx = size_to_class(size);	/* a number only: used below the largest class */
 	struct kmem_cache *s;
+	void *obj;
+
+	if (class_cold(idx))
+		return cold_alloc(idx, size, gfp);
+	s = kmalloc_cache(idx);
+	if (!s)
+		return NULL;
+	obj = slab_alloc_fast(s);
+	if (!obj)
+		obj = slab_alloc_slow(s, gfp);
+	if (obj && (gfp & __GFP_ZERO))
+		memset(obj, 0, s->object_size);
+	return obj;
+}
+
+/* Not inlined into kmm_kmalloc(), whose fast path would then need a stack frame. */
+void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
+{
 	void *obj;
 
 	if (size == 0)
 		return ZERO_SIZE_PTR;
 	if (unlikely(!slab_init()))
 		return NULL;
-	if (size > kmalloc_max_cache_size) {
+	if (size > kmalloc_max_cache_size)
 		obj = kmalloc_large(size, gfp);
-	} else if (heap_serves(size)) {
+	else if (heap_serves(size))
 		obj = heap_alloc(size, gfp);
-	} else if (class_cold(idx)) {
-		obj = cold_alloc(idx, size, gfp);
-	} else {
-		s = kmalloc_cache(idx);
-		if (!s) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		obj = slab_alloc_fast(s);
-		if (!obj)
-			obj = slab_alloc_slow(s, gfp);
-		if (obj && (gfp & __GFP_ZERO))
-			memset(obj, 0, s->object_size);
-	}
+	else
+		obj = kmalloc_class(size_to_class(size), size, gfp);
 	if (!obj)
 		errno = ENOMEM;
 	return obj;
