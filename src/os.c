@@ -32,8 +32,10 @@
 
 #include "internal.h"
 
+#ifndef OS_FIXED_PAGE_SHIFT
 size_t os_page_size KMM_HOT_DATA;
 unsigned int os_page_shift KMM_HOT_DATA;
+#endif
 
 static _Atomic uintptr_t next_aligned_hint;
 static atomic_bool hint_down;	/* hints go downwards: the kernel maps top-down */
@@ -61,8 +63,13 @@ void os_init(void)
 	size = sysconf(_SC_PAGESIZE);
 	if (size <= 0 || (size & (size - 1)))
 		kmm_bug("unusable page size %ld", size);
+#ifdef OS_FIXED_PAGE_SHIFT
+	if ((size_t)size != os_page_size)
+		kmm_bug("page size %ld, where this build assumes %zu", size, os_page_size);
+#else
 	os_page_size = (size_t)size;
 	os_page_shift = (unsigned int)__builtin_ctzl((unsigned long)size);
+#endif
 	atomic_store_explicit(&os_state, 2, memory_order_release);
 }
 

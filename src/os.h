@@ -11,9 +11,19 @@
 
 #pragma GCC visibility push(hidden)
 
+#if defined(__x86_64__) || defined(__i386__)
+/*
+ * x86 pages are always 4 KiB: kfree's lookup shifts by a constant instead
+ * of loading the shift first. os_init() checks that the kernel agrees.
+ */
+#define OS_FIXED_PAGE_SHIFT 12
+static const size_t os_page_size = 1UL << OS_FIXED_PAGE_SHIFT;
+static const unsigned int os_page_shift = OS_FIXED_PAGE_SHIFT;
+#else
 /* Set by os_init(); read-only afterwards. */
 extern size_t os_page_size;
 extern unsigned int os_page_shift;
+#endif
 
 /* Reads the page size, once; any layer may call it first, from any thread. */
 void os_init(void);
