@@ -61,11 +61,10 @@ struct heap_chunk {
 	uint32_t size;		/* bytes, this header included; a multiple of 16 */
 	uint32_t prev_size;	/* the previous chunk's size; 0 for a span's first */
 	uint32_t state;		/* CHUNK_USED or CHUNK_FREE */
-	/*
-	 * free: the decay epoch it went free in, HEAP_CLEAN once released;
-	 * in use: the tag heap_alloc_tagged() was given (0 if none).
-	 */
-	uint32_t freed_epoch;
+	union {
+		uint32_t freed_epoch;	/* free: when it went free; HEAP_CLEAN once released */
+		uint32_t tag;		/* in use: what heap_alloc_tagged() was given (0 if none) */
+	};
 	struct list_head link;	/* a free chunk's place in its bin (payload) */
 };
 
@@ -396,7 +395,7 @@ void *heap_alloc_tagged(size_t size, gfp_t gfp, uint32_t tag)
 			c->freed_epoch = heap_clock.epoch;
 	}
 	p = carve(c, need);
-	c->freed_epoch = tag;
+	c->tag = tag;
 	idle = heap_decay();
 	kmm_unlock(&heap_lock);
 	if (idle)
@@ -441,7 +440,7 @@ uint32_t heap_free(const void *p, const char *who)
 
 	kmm_lock(&heap_lock);
 	c = chunk_of(p, who);
-	tag = c->freed_epoch;
+	tag = c->tag;
 	heap_used_bytes -= c->size;
 	n = next_chunk(c);
 	if (n && n->state == CHUNK_FREE) {
