@@ -50,6 +50,20 @@ static void check_and_free(struct stamp *s)
 	free_pages((unsigned long)s, s->order);
 }
 
+/* Checks and frees what the slots still hold; then every page is free again (*info). */
+static void free_slots(struct kmm_buddyinfo *info)
+{
+	for (int i = 0; i < NR_SLOTS; i++) {
+		struct stamp *s = atomic_exchange(&slots[i], NULL);
+
+		if (s)
+			check_and_free(s);
+	}
+	drain_all_pages();
+	kmm_buddyinfo(info);
+	CHECK_EQ(info->free_pages, info->managed_pages);
+}
+
 static void *worker(void *arg)
 {
 	unsigned int id = (unsigned int)(uintptr_t)arg;
@@ -92,15 +106,7 @@ static void test_cross_thread_stress(void)
 		CHECK(pthread_create(&threads[i], NULL, worker, (void *)(uintptr_t)i) == 0);
 	for (unsigned int i = 0; i < NR_THREADS; i++)
 		pthread_join(threads[i], NULL);
-	for (int i = 0; i < NR_SLOTS; i++) {
-		struct stamp *s = atomic_exchange(&slots[i], NULL);
-
-		if (s)
-			check_and_free(s);
-	}
-	drain_all_pages();
-	kmm_buddyinfo(&info);
-	CHECK_EQ(info.free_pages, info.managed_pages);
+	free_slots(&info);
 	CHECK_EQ(info.nr_free[MAX_PAGE_ORDER] << MAX_PAGE_ORDER, info.managed_pages);
 }
 
@@ -178,15 +184,7 @@ static void test_reclaim_races(void)
 		pthread_join(threads[i], NULL);
 	atomic_store(&stop, true);
 	pthread_join(r, NULL);
-	for (int i = 0; i < NR_SLOTS; i++) {
-		struct stamp *s = atomic_exchange(&slots[i], NULL);
-
-		if (s)
-			check_and_free(s);
-	}
-	drain_all_pages();
-	kmm_buddyinfo(&info);
-	CHECK_EQ(info.free_pages, info.managed_pages);
+	free_slots(&info);
 }
 
 int main(void)
