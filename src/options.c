@@ -1,6 +1,7 @@
 /*
- * options.c - parses KMM_OPTIONS (see options.h and docs/options.md). Runs
- * inside the first allocation of the process: no malloc, no stdio.
+ * options.c - parses KMM_OPTIONS (see options.h; what users read is the
+ * Settings table of docs/malloc.md). Runs inside the first allocation of
+ * the process: no malloc, no stdio.
  */
 #include "options.h"
 
@@ -57,6 +58,8 @@ static void parse_one(const char *name, size_t nlen, const char *val, size_t vle
 		opts.topology = v != 0;
 	} else if (name_is(name, nlen, "boot_arena") && numeric) {
 		opts.no_boot_arena = v == 0;
+	} else if (name_is(name, nlen, "thp") && numeric) {
+		opts.thp = v != 0;
 	} else {
 		kmm_report("KMM_OPTIONS: ignoring '%.*s%s%.*s' (unknown option or bad value)",
 			   (int)nlen, name, val ? "=" : "", val ? (int)vlen : 0, val ? val : "");

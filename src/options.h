@@ -16,6 +16,7 @@ struct kmm_options {
 	bool stats;		/* malloc statistics on stderr at exit */
 	bool topology;		/* the topology on stderr at start-up */
 	bool no_boot_arena;	/* boot_arena=0: malloc starts kmm at its first call */
+	bool thp;		/* thp=1: sections advised for transparent huge pages */
 	char log_load[256];	/* append "pid exe" to this file at start-up */
 };
 

@@ -94,6 +94,8 @@ static unsigned long pcp_batch, pcp_high;	/* pages */
 unsigned int section_shift = MIN_SECTION_SHIFT;
 /* section_root, section_hash and section_hash_index: section_table.c. */
 static size_t section_size;
+/* KMM_OPTIONS=thp=1: every section is advised for transparent huge pages. */
+static bool section_thp;
 static size_t section_meta_size;
 size_t section_meta_align;
 
@@ -358,6 +360,9 @@ static int grow_zone(struct zone *z)
 		return -1;
 	}
 	ms->start = (uintptr_t)mem;
+	/* Before anything touches it: a huge page comes only at a first fault. */
+	if (section_thp)
+		os_advise_huge(mem, section_size);
 	list_add(&ms->list, &z->sections);
 	z->managed_pages += SECTION_PAGES;
 	z->nr_sections++;
@@ -761,6 +766,7 @@ static bool page_alloc_setup(void)
 	zone.wmark_min = SECTION_PAGES / 16;
 	zone.dirty_high = SECTION_PAGES;
 	zone.decay_ms = configured_decay_ms();
+	section_thp = kmm_options()->thp;
 	/*
 	 * The first section now, before any other mapping: what its alignment
 	 * trim leaves is where the per-CPU lists and, later, the slab layer's
