@@ -25,6 +25,15 @@ extern size_t os_page_size;
 extern unsigned int os_page_shift;
 #endif
 
+/*
+ * Static storage that small mappings are carved from first (section_table.c
+ * holds it, before the big tables, so that it follows the library's small
+ * variables): the first sections' descriptors, the section table's first
+ * leaf, the per-CPU page lists and slots.
+ */
+#define OS_BSS_SPARE_BYTES (512UL << 10)
+extern unsigned char os_bss_spare[OS_BSS_SPARE_BYTES];
+
 /* Reads the page size, once; any layer may call it first, from any thread. */
 void os_init(void);
 

@@ -11,9 +11,14 @@
  * faulted in twice at start-up (read as the zero page, then written).
  * Each row of section_hash_index is aligned to its size, so that one
  * section's row lies within one page, not across two.
+ *
+ * os.c's static spare (0.5 MiB) is here too, first: right after the small
+ * variables, in their 2 MiB region (os.c says why).
  */
+#include "os.h"
 #include "page_alloc.h"
 
+unsigned char os_bss_spare[OS_BSS_SPARE_BYTES];
 _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
 _Atomic unsigned short section_hash_index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)]
