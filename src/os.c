@@ -10,18 +10,22 @@
  * both ends.
  * The hint is a racy optimisation only: any answer from mmap is checked.
  *
- * Small mappings (section descriptors, the section table's first leaf,
- * per-CPU lists and slots) are carved from spares, so a process's start-up
- * costs one mmap instead of eleven memory system calls. The first spare is
- * static, os_bss_spare in .bss, right after the library's small variables:
- * what is carved from it shares their 2 MiB region, where a mapping of its
- * own took a page-table page more (a new region's first page cost 44-60 us
- * on a VM where any other page cost 10; `as` 0.5% faster). The second is
- * the first trimmed mapping's larger leftover (the first section's, at
- * start-up), kept instead of unmapped. Both are untouched, so carved memory
- * is as fresh and zeroed as a new mapping. Carving is a compare-and-swap on
- * a cursor; when any mmap fails (an address-space limit), the rest of the
- * mapped spare is unmapped and the mmap is tried again.
+ * Small mappings are carved from spares, so a process's start-up costs
+ * one mmap instead of eleven memory system calls. Bookkeeping kept for the
+ * life of the process (os_map_meta(): section descriptors, the section
+ * table's leaves, per-CPU lists and slots) comes first from a static
+ * spare, os_bss_spare in .bss, right after the library's small variables:
+ * it shares their 2 MiB region, where a mapping of its own took a
+ * page-table page more (a new region's first page cost 44-60 us on a VM
+ * where any other page cost 10; `as` 0.5% faster). Nothing carved from it
+ * is ever unmapped, so .bss never gets holes. Everything else small (a
+ * vmalloc area, which vfree unmaps) and bookkeeping past the static spare
+ * come from the first trimmed mapping's larger leftover (the first
+ * section's, at start-up), kept instead of unmapped. Both spares are
+ * untouched, so carved memory is as fresh and zeroed as a new mapping.
+ * Carving is a compare-and-swap on a cursor; when any mmap fails (an
+ * address-space limit), the rest of the mapped spare is unmapped and the
+ * mmap is tried again.
  *
  * os_resident() asks mincore() which pages are resident, for statistics.
  */
@@ -109,9 +113,7 @@ static void *carve_from(struct spare *sp, size_t size, size_t align)
 
 static void *spare_carve(size_t size, size_t align)
 {
-	void *p = carve_from(&bss_spare, size, align);
-
-	return p ? p : carve_from(&map_spare, size, align);
+	return carve_from(&map_spare, size, align);
 }
 
 /* Unmaps what is left of the mapped spare; true if there was something. */
@@ -156,6 +158,19 @@ void *os_map(size_t size)
 	if (!p)
 		errno = ENOMEM;
 	return p;
+}
+
+void *os_map_meta(size_t size, size_t align)
+{
+	void *p;
+
+	size = (size + os_page_size - 1) & ~(os_page_size - 1);
+	if (align < os_page_size)
+		align = os_page_size;
+	p = carve_from(&bss_spare, size, align);
+	if (p)
+		return p;
+	return align > os_page_size ? os_map_aligned(size, align) : os_map(size);
 }
 
 /* p if it is aligned; otherwise p is unmapped and NULL returned. */

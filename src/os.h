@@ -26,10 +26,9 @@ extern unsigned int os_page_shift;
 #endif
 
 /*
- * Static storage that small mappings are carved from first (section_table.c
+ * Static storage that os_map_meta() carves from first (section_table.c
  * holds it, before the big tables, so that it follows the library's small
- * variables): the first sections' descriptors, the section table's first
- * leaf, the per-CPU page lists and slots.
+ * variables).
  */
 #define OS_BSS_SPARE_BYTES (512UL << 10)
 extern unsigned char os_bss_spare[OS_BSS_SPARE_BYTES];
@@ -47,6 +46,13 @@ void *os_map(size_t size);
 void *os_map_aligned(size_t size, size_t align);
 
 void os_unmap(void *addr, size_t size);
+
+/*
+ * Bookkeeping that lives as long as the process: zeroed, aligned to align
+ * (0 or a power of two; at least a page), never to be unmapped (released
+ * is fine); NULL with errno = ENOMEM. From the static spare while it lasts.
+ */
+void *os_map_meta(size_t size, size_t align);
 
 /*
  * Gives the physical memory behind [addr, addr + size) back to the kernel.

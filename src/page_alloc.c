@@ -174,7 +174,7 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 		return false;
 #endif
 	if (!leaf) {
-		leaf = os_map(sizeof(section_slot) << SECTION_LEAF_BITS);
+		leaf = os_map_meta(sizeof(section_slot) << SECTION_LEAF_BITS, 0);
 		if (!leaf)
 			return false;
 		atomic_store_explicit(root, leaf, memory_order_release);
@@ -201,7 +201,7 @@ static struct mem_section *section_meta_get(struct zone *z)
 		list_del(&ms->list);
 		return ms;
 	}
-	return os_map_aligned(section_meta_size, section_meta_align);
+	return os_map_meta(section_meta_size, section_meta_align);
 }
 
 /* ---------------------------------------------------------------------------
@@ -777,7 +777,7 @@ static bool page_alloc_setup(void)
 	grow_zone(&zone);
 	kmm_unlock(&zone.lock);
 	/* Left zero: each list is set up by its first use (list_init_lazy()). */
-	pcps = os_map(sizeof(*pcps) * n);
+	pcps = os_map_meta(sizeof(*pcps) * n, 0);
 	if (!pcps)
 		return false;
 	pcp_array = pcps;

@@ -129,7 +129,7 @@ static void run_setup(void)
 {
 	unsigned int n = topology_nr_possible_cpus();
 	/* Left zero: each list is set up by its first use (list_init_lazy()). */
-	struct run_pcp *pcps = os_map(sizeof(*pcps) * n);
+	struct run_pcp *pcps = os_map_meta(sizeof(*pcps) * n, 0);
 
 	for (unsigned int b = 0; b < RUN_NR_BINS; b++)
 		INIT_LIST_HEAD(&run_bins[b]);

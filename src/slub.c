@@ -1270,7 +1270,8 @@ static bool slab_setup(void)
 #endif
 		nr_slot_cpus = topology_nr_possible_cpus();
 		/* All NULL: no sheaf anywhere (load_slot()). */
-		slab_percpu_slots = os_map(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES * sizeof(void *));
+		slab_percpu_slots = os_map_meta(2 * (size_t)nr_slot_cpus * SLAB_MAX_CACHES *
+						sizeof(void *), 0);
 		if (!slab_percpu_slots)
 			return false;
 		/* kmalloc classes not created yet point here: always the slow path. */

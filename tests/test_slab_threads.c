@@ -438,6 +438,15 @@ static void test_run_cache(void)
 
 static atomic_long abort_signals;
 
+/*
+ * The handler must stay on the fast paths: a slow path takes locks (the
+ * zone's, the sheaf cache's) that the thread it interrupted may hold, and
+ * it would spin on them forever (seen once under qemu). Its kmalloc and
+ * kfree are a balanced pair in kmalloc-48, which nothing else here uses,
+ * so once the sheaf it pops from holds objects it never empties nor
+ * overflows. handler_cache_warm() fills that sheaf: the calling thread's
+ * with per-thread sheaves, the current CPU's in rseq mode.
+ */
 static void abort_handler(int sig)
 {
 	void *p = kmalloc(48, GFP_ATOMIC);
@@ -445,6 +454,29 @@ static void abort_handler(int sig)
 	(void)sig;
 	kfree(p);
 	atomic_fetch_add_explicit(&abort_signals, 1, memory_order_relaxed);
+}
+
+static void handler_cache_warm(void)
+{
+	kfree(kmalloc(48, GFP_KERNEL));
+}
+
+/* In rseq mode: warms every CPU this process may run on, one after another. */
+static void handler_cache_warm_cpus(void)
+{
+	cpu_set_t all, one;
+
+	if (sched_getaffinity(0, sizeof(all), &all) != 0)
+		return;
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &all))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		if (sched_setaffinity(0, sizeof(one), &one) == 0)
+			handler_cache_warm();
+	}
+	sched_setaffinity(0, sizeof(all), &all);
 }
 
 struct stamp {
@@ -456,7 +488,13 @@ static void *abort_worker(void *arg)
 {
 	uint64_t id = (uintptr_t)arg, seed = 7 + id, *bad = malloc(sizeof(*bad));
 	struct stamp *live[ABORT_LIVE];
+	sigset_t prof;
 
+	/* Started with SIGPROF blocked: the handler may run here once this thread's sheaf is warm. */
+	handler_cache_warm();
+	sigemptyset(&prof);
+	sigaddset(&prof, SIGPROF);
+	CHECK(pthread_sigmask(SIG_UNBLOCK, &prof, NULL) == 0);
 	*bad = 0;
 	for (int i = 0; i < ABORT_LIVE; i++) {
 		live[i] = kmalloc(sizeof(struct stamp), GFP_KERNEL);
@@ -484,7 +522,13 @@ static void test_fast_paths_interrupted(void)
 	struct itimerval every = { { 0, 50 }, { 0, 50 } }, off = { { 0, 0 }, { 0, 0 } };
 	pthread_t t[ABORT_THREADS];
 	uint64_t bad = 0;
+	sigset_t prof, saved;
 
+	handler_cache_warm_cpus();
+	/* This thread only waits: the signal goes to the workers, which unblock it. */
+	sigemptyset(&prof);
+	sigaddset(&prof, SIGPROF);
+	CHECK(pthread_sigmask(SIG_BLOCK, &prof, &saved) == 0);
 	CHECK(sigaction(SIGPROF, &sa, &old) == 0);
 	CHECK(setitimer(ITIMER_PROF, &every, NULL) == 0);
 	for (uintptr_t i = 0; i < ABORT_THREADS; i++)
@@ -498,6 +542,7 @@ static void test_fast_paths_interrupted(void)
 	}
 	CHECK(setitimer(ITIMER_PROF, &off, NULL) == 0);
 	CHECK(sigaction(SIGPROF, &old, NULL) == 0);
+	CHECK(pthread_sigmask(SIG_SETMASK, &saved, NULL) == 0);
 	printf("  %ld signals\n", atomic_load(&abort_signals));
 	CHECK(atomic_load(&abort_signals) > 0);
 	CHECK_EQ(bad, 0);
