@@ -398,10 +398,21 @@ KMM_API void free(void *p)
 KMM_API void *calloc(size_t n, size_t size)
 {
 	size_t bytes;
+	void *p;
 
 	if (__builtin_mul_overflow(n, size, &bytes)) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	/*
+	 * A slab object, from the fast path like malloc's, and cleared: perl
+	 * callocs small blocks 750,000 times a run, and the slow path cost
+	 * each some 100 instructions (callgrind).
+	 */
+	if (likely(bytes - 1 < KMALLOC_TABLE_MAX)) {
+		p = kmalloc_fast(malloc_size(bytes));
+		if (likely(p))
+			return memset(p, 0, malloc_size(bytes));
 	}
 	/*
 	 * Boot arena blocks are static memory, never reused: zero. Page runs

@@ -272,14 +272,27 @@ static void test_calloc(void)
 	for (size_t size = 16; size <= 8 * MiB; size *= 4) {
 		unsigned char *p = malloc(size);
 
+		/* keep(): otherwise the compiler drops the memset and the malloc. */
 		memset(p, 0xff, size);
-		free(p);
+		free(keep(p));
 		p = calloc(1, size);
 		CHECK(p != NULL);
 		for (size_t i = 0; i < size; i += 61)
 			CHECK_EQ(p[i], 0);
 		CHECK_EQ(p[size - 1], 0);
 		free(p);
+	}
+	/* A size that is not a multiple of 16, in a block a malloc of its class dirtied. */
+	for (int round = 0; round < 2; round++) {
+		unsigned char *p = malloc(24), *q;
+
+		memset(p, 0xff, 24);
+		free(keep(p));
+		q = calloc(3, 7);
+		CHECK(q != NULL);
+		for (size_t i = 0; i < 21; i++)
+			CHECK_EQ(q[i], 0);
+		free(q);
 	}
 	errno = 0;
 	CHECK(calloc(half_max, 4) == NULL);
