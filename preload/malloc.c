@@ -410,9 +410,11 @@ KMM_API void *calloc(size_t n, size_t size)
 	 * each some 100 instructions (callgrind).
 	 */
 	if (likely(bytes - 1 < KMALLOC_TABLE_MAX)) {
-		p = kmalloc_fast(malloc_size(bytes));
+		size_t rounded = malloc_size(bytes);
+
+		p = kmalloc_fast(rounded);
 		if (likely(p))
-			return memset(p, 0, malloc_size(bytes));
+			return memset(p, 0, rounded);
 	}
 	/*
 	 * Boot arena blocks are static memory, never reused: zero. Page runs

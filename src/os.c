@@ -111,11 +111,6 @@ static void *carve_from(struct spare *sp, size_t size, size_t align)
 	return (void *)start;
 }
 
-static void *spare_carve(size_t size, size_t align)
-{
-	return carve_from(&map_spare, size, align);
-}
-
 /* Unmaps what is left of the mapped spare; true if there was something. */
 static bool spare_release(void)
 {
@@ -150,7 +145,7 @@ static void *map_at(void *hint, size_t size)
 
 void *os_map(size_t size)
 {
-	void *p = spare_carve((size + os_page_size - 1) & ~(os_page_size - 1), os_page_size);
+	void *p = carve_from(&map_spare, (size + os_page_size - 1) & ~(os_page_size - 1), os_page_size);
 
 	if (!p)
 		p = map_at(NULL, size);
@@ -241,7 +236,7 @@ void *os_map_aligned(size_t size, size_t align)
 
 	/* Trimming works in whole pages. */
 	size = (size + os_page_size - 1) & ~(os_page_size - 1);
-	p = spare_carve(size, align);
+	p = carve_from(&map_spare, size, align);
 	if (p)
 		return p;
 	hint = atomic_load_explicit(&next_aligned_hint, memory_order_relaxed);

@@ -768,10 +768,10 @@ static bool page_alloc_setup(void)
 	zone.decay_ms = configured_decay_ms();
 	section_thp = kmm_options()->thp;
 	/*
-	 * The first section now, before any other mapping: what its alignment
-	 * trim leaves is where the per-CPU lists and, later, the slab layer's
-	 * slots are carved from (os.c). A failure here is not fatal: the zone
-	 * grows again on demand.
+	 * The first section now, before any other mapping: its alignment trim
+	 * becomes the mapped spare, which small mappings and, once the static
+	 * spare is used up, bookkeeping are carved from (os.c). A failure here
+	 * is not fatal: the zone grows again on demand.
 	 */
 	kmm_lock(&zone.lock);
 	grow_zone(&zone);

@@ -42,8 +42,8 @@ static inline unsigned int kmm_current_cpu(void)
  * Restartable sequences over per-CPU slot arrays (the slab layer's
  * sheaves). A slot array has one pointer per cache for each CPU, CPU c's at
  * slot0 + (c << SLOT_STRIDE_SHIFT) (a CPU's row of slots, then its
- * spares); NULL means no sheaf (empty for a pop, full for a push). A sheaf is { u32 size, u32 capacity, next, objects[] }
- * with objects at offset 16.
+ * spares); NULL means no sheaf (empty for a pop, full for a push). A sheaf
+ * is { u32 size, u32 capacity, next, objects[] } with objects at offset 16.
  *
  * Each sequence reads cpu_id_start, works on that CPU's slot and commits
  * with one final store. If the thread is preempted, migrated or signalled
