@@ -14,9 +14,9 @@
  * one mmap instead of eleven memory system calls. Bookkeeping kept for the
  * life of the process (os_map_meta(): section descriptors, the section
  * table's leaves, per-CPU lists and slots) comes first from a static
- * spare, os_bss_spare in .bss, right after the library's small variables:
- * it shares their 2 MiB region, where a mapping of its own took a
- * page-table page more (a new region's first page cost 44-60 us on a VM
+ * spare, os_bss_spare at the end of .bss (section_table.c): its 2 MiB
+ * region is one the process touches anyway, where a mapping of its own took
+ * a page-table page more (a new region's first page cost 44-60 us on a VM
  * where any other page cost 10; `as` 0.5% faster). Nothing carved from it
  * is ever unmapped, so .bss never gets holes. Everything else small (a
  * vmalloc area, which vfree unmaps) and bookkeeping past the static spare

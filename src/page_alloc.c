@@ -92,7 +92,9 @@ static unsigned long pcp_batch, pcp_high;	/* pages */
 
 /* Until start-up sets the real value, this keeps lookups inside the table. */
 unsigned int section_shift = MIN_SECTION_SHIFT;
-/* section_root, section_hash and section_hash_index: section_table.c. */
+/* section_root and section_hash: section_table.c. */
+_Atomic uintptr_t section_hash_skew;
+static bool section_hash_skewed;
 static size_t section_size;
 /* KMM_OPTIONS=thp=1: every section is advised for transparent huge pages. */
 static bool section_thp;
@@ -134,7 +136,7 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 	__atomic_store_n(&ms->slab_cache[page_index(page)], s, __ATOMIC_RELAXED);
 	ms->slab_index[page_index(page)] = (unsigned short)index;
 	if (atomic_load_explicit(section_hash_slot(idx), memory_order_relaxed) == owner)
-		atomic_store_explicit(&section_hash_index[(section_hash_nr(idx) << MAX_PAGE_ORDER) + page_index(page)],
+		atomic_store_explicit(&section_hash.index[(section_hash_nr(idx) << MAX_PAGE_ORDER) + page_index(page)],
 				      (unsigned short)index, memory_order_relaxed);
 }
 
@@ -160,6 +162,20 @@ static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_
 		atomic_store_explicit(slot, 0, memory_order_release);
 }
 
+/*
+ * Zone lock held: the first section mapped sets the lookup cache's skew
+ * (page_alloc.h), while every slot is still empty.
+ */
+static void section_hash_place(uintptr_t idx)
+{
+	uintptr_t slots = (SECTION_HASH_FIRST - idx) & ((1UL << SECTION_HASH_BITS) - 1);
+
+	if (section_hash_skewed)
+		return;
+	atomic_store_explicit(&section_hash_skew, slots << MAX_PAGE_ORDER, memory_order_relaxed);
+	section_hash_skewed = true;
+}
+
 /* Zone lock held. Returns false if the table leaf cannot be mapped. */
 static bool section_set(uintptr_t start, struct mem_section *ms)
 {
@@ -183,6 +199,8 @@ static bool section_set(uintptr_t start, struct mem_section *ms)
 	/* A new leaf is all NULL: reading it first would fault its page in twice. */
 	if (!new_leaf)
 		old = atomic_load_explicit(slot, memory_order_relaxed);
+	if (ms)
+		section_hash_place(idx);
 	section_hash_set(idx, old, ms);
 	atomic_store_explicit(slot, ms, memory_order_release);
 	return true;

@@ -112,39 +112,63 @@ struct mem_section {
 typedef _Atomic(struct mem_section *) section_slot;
 
 /*
- * In front of the table, a direct-mapped cache: slot idx % 2^SECTION_HASH_BITS
- * holds the first live section mapped with that remainder, as its
- * descriptor's address or'ed with the tag (idx >> SECTION_HASH_BITS) + 1.
+ * In front of the table, a direct-mapped cache: slot (idx + skew) %
+ * 2^SECTION_HASH_BITS holds the first live section mapped with that
+ * remainder, as its descriptor's address or'ed with the tag
+ * (idx >> SECTION_HASH_BITS) + 1; slot and tag together give idx back.
  * Descriptors are aligned to at least 2^SECTION_TAG_BITS bytes, so the two
  * never overlap. A hit is one load from the pointer to the descriptor
  * instead of two; a miss (two live sections with one remainder, 16 GiB apart
  * with 4 KiB pages) falls back to the table. A slot changes owner only while
  * it is empty, so an owner keeps it for as long as it has pages in use.
  *
- * Beside each slot, section_hash_index holds the slab_index of every page
- * of the slot's owner (all zero while the slot is empty; see
+ * Beside each slot, its row in section_hash.index holds the slab_index of
+ * every page of the slot's owner (all zero while the slot is empty; see
  * section_hash_set). kfree's fast path reads the slot and the row entry at
  * once, both computed from the address alone, so the index is one
  * dependent load away, not two.
+ *
+ * The skew is set once, when the first section is mapped, so that it takes
+ * slot SECTION_HASH_FIRST; until then every slot is empty, whatever the
+ * skew. The sections mapped after it lie near it, so their slots and rows
+ * are its neighbours at the front of the arrays, in .bss next to the
+ * library's other variables. Unskewed, a process's first rows lay wherever
+ * their addresses put them in the 8 MiB of rows: a 2 MiB region of their
+ * own, a page-table page more (see docs/malloc.md).
  */
 #define SECTION_HASH_BITS (SECTION_INDEX_BITS < 12 ? SECTION_INDEX_BITS : 12)
+#define SECTION_HASH_FIRST 32
 #define SECTION_TAG_BITS (SECTION_INDEX_BITS - SECTION_HASH_BITS + 1)
 #define SECTION_TAG_MASK (((uintptr_t)1 << SECTION_TAG_BITS) - 1)
+#define SECTION_ROW_MASK ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)
 
 extern unsigned int section_shift;
 /* Descriptor mappings are aligned to this: page -> section is a mask. */
 extern size_t section_meta_align;
 extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
-extern _Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
-/* One row of 2^MAX_PAGE_ORDER entries per slot, flat: slot * row + page. */
-extern _Atomic unsigned short section_hash_index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)];
+
+/* One object, so the slots lie before the rows (section_table.c). */
+struct section_hash {
+	_Atomic uintptr_t slot[1UL << SECTION_HASH_BITS];
+	/* One row of 2^MAX_PAGE_ORDER entries per slot, flat: slot * row + page. */
+	_Atomic unsigned short index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)]
+		__attribute__((aligned(sizeof(unsigned short) << MAX_PAGE_ORDER)));
+};
+extern struct section_hash section_hash;
+/* The skew in pages (slots << MAX_PAGE_ORDER): added to a page number, it gives the row entry. */
+extern _Atomic uintptr_t section_hash_skew;
 
 #include "os.h"
+
+static inline uintptr_t section_skew_pages(void)
+{
+	return atomic_load_explicit(&section_hash_skew, memory_order_relaxed);
+}
 
 /* The lookup-cache slot number of section index idx, and the tag its owner stores there. */
 static inline uintptr_t section_hash_nr(uintptr_t idx)
 {
-	return idx & ((1UL << SECTION_HASH_BITS) - 1);
+	return (idx + (section_skew_pages() >> MAX_PAGE_ORDER)) & ((1UL << SECTION_HASH_BITS) - 1);
 }
 
 static inline uintptr_t section_hash_tag(uintptr_t idx)
@@ -155,7 +179,7 @@ static inline uintptr_t section_hash_tag(uintptr_t idx)
 /* The lookup-cache slot of section index idx. */
 static inline _Atomic uintptr_t *section_hash_slot(uintptr_t idx)
 {
-	return &section_hash[section_hash_nr(idx)];
+	return &section_hash.slot[section_hash_nr(idx)];
 }
 
 /*
@@ -235,18 +259,20 @@ static inline unsigned int addr_slab_index(const void *addr)
 {
 	/*
 	 * From the page number alone: the section index is its high part
-	 * (section_shift is the page shift plus MAX_PAGE_ORDER), and the row
-	 * entry, slot times a row plus the page's index in its section, is
-	 * its low HASH_BITS + MAX_PAGE_ORDER bits.
+	 * (section_shift is the page shift plus MAX_PAGE_ORDER). Plus the
+	 * skew, whose low MAX_PAGE_ORDER bits are zero, its low HASH_BITS +
+	 * MAX_PAGE_ORDER bits are the row entry (slot times a row plus the
+	 * page's index in its section) and the bits above them the slot.
 	 */
 	uintptr_t pfn = (uintptr_t)addr >> os_page_shift, idx = pfn >> MAX_PAGE_ORDER, e;
+	uintptr_t entry = pfn + section_skew_pages();
 	unsigned int index;
 	struct mem_section *ms;
 
-	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
+	e = atomic_load_explicit(&section_hash.slot[(entry >> MAX_PAGE_ORDER) & ((1UL << SECTION_HASH_BITS) - 1)],
+				 memory_order_acquire);
 	/* Relaxed: a section without the slot may read its owner's row. */
-	index = atomic_load_explicit(&section_hash_index[pfn & ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)],
-				     memory_order_relaxed);
+	index = atomic_load_explicit(&section_hash.index[entry & SECTION_ROW_MASK], memory_order_relaxed);
 	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
 		return index;
 	ms = section_table_lookup(idx);

@@ -9,17 +9,19 @@
  * and with the arrays in page_alloc.c the small variables of the files
  * before and after it were spread over seven pages instead of five, each
  * faulted in twice at start-up (read as the zero page, then written).
- * Each row of section_hash_index is aligned to its size, so that one
+ * Each row of section_hash.index is aligned to its size, so that one
  * section's row lies within one page, not across two.
  *
- * os.c's static spare (0.5 MiB) is here too, first: right after the small
- * variables, in their 2 MiB region (os.c says why).
+ * GCC lays out a file's variables in the reverse order of their
+ * definitions: section_hash, defined last, comes first, right after the
+ * small variables, so that the slots and rows of the first sections
+ * (page_alloc.h's skew puts them at the front) share their 2 MiB region.
+ * os.c's static spare (0.5 MiB) comes last, in .bss's last 2 MiB region,
+ * which the small mappings made after the library usually share.
  */
 #include "os.h"
 #include "page_alloc.h"
 
 unsigned char os_bss_spare[OS_BSS_SPARE_BYTES];
 _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
-_Atomic uintptr_t section_hash[1UL << SECTION_HASH_BITS];
-_Atomic unsigned short section_hash_index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)]
-	__attribute__((aligned(sizeof(unsigned short) << MAX_PAGE_ORDER)));
+struct section_hash section_hash;
