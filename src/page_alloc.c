@@ -130,13 +130,13 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
 {
 	struct mem_section *ms = page_section(page);
 	uintptr_t idx = ms->start >> section_shift;
-	uintptr_t owner = (uintptr_t)ms | section_hash_tag(idx);
+	uintptr_t nr = section_hash_nr(idx);
 
 	/* Atomic for kmm_resident(), which reads it with no slab lock. */
 	__atomic_store_n(&ms->slab_cache[page_index(page)], s, __ATOMIC_RELAXED);
 	ms->slab_index[page_index(page)] = (unsigned short)index;
-	if (atomic_load_explicit(section_hash_slot(idx), memory_order_relaxed) == owner)
-		atomic_store_explicit(&section_hash.index[(section_hash_nr(idx) << MAX_PAGE_ORDER) + page_index(page)],
+	if (atomic_load_explicit(&section_hash.slot[nr], memory_order_relaxed) == idx + 1)
+		atomic_store_explicit(&section_hash.index[(nr << MAX_PAGE_ORDER) + page_index(page)],
 				      (unsigned short)index, memory_order_relaxed);
 }
 
@@ -150,15 +150,14 @@ void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int i
  */
 static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_section *ms)
 {
-	_Atomic uintptr_t *slot = section_hash_slot(idx);
-	uintptr_t tag = section_hash_tag(idx);
+	_Atomic uintptr_t *slot = &section_hash.slot[section_hash_nr(idx)];
 
 	if (ms) {
 		if (!atomic_load_explicit(slot, memory_order_relaxed))
-			atomic_store_explicit(slot, (uintptr_t)ms | tag, memory_order_release);
+			atomic_store_explicit(slot, idx + 1, memory_order_release);
 		return;
 	}
-	if (old && atomic_load_explicit(slot, memory_order_relaxed) == ((uintptr_t)old | tag))
+	if (old && atomic_load_explicit(slot, memory_order_relaxed) == idx + 1)
 		atomic_store_explicit(slot, 0, memory_order_release);
 }
 
@@ -769,9 +768,6 @@ static bool page_alloc_setup(void)
 	section_meta_align = roundup_pow2(section_meta_size);
 	if (section_meta_align < os_page_size)
 		section_meta_align = os_page_size;
-	/* The lookup cache keeps a tag in the low bits of a descriptor's address. */
-	if (section_meta_align < ((size_t)1 << SECTION_TAG_BITS))
-		section_meta_align = (size_t)1 << SECTION_TAG_BITS;
 	pcp_batch = PCP_BATCH_BYTES >> os_page_shift;
 	if (!pcp_batch)
 		pcp_batch = 1;

@@ -112,34 +112,32 @@ struct mem_section {
 typedef _Atomic(struct mem_section *) section_slot;
 
 /*
- * In front of the table, a direct-mapped cache: slot (idx + skew) %
- * 2^SECTION_HASH_BITS holds the first live section mapped with that
- * remainder, as its descriptor's address or'ed with the tag
- * (idx >> SECTION_HASH_BITS) + 1; slot and tag together give idx back.
- * Descriptors are aligned to at least 2^SECTION_TAG_BITS bytes, so the two
- * never overlap. A hit is one load from the pointer to the descriptor
- * instead of two; a miss (two live sections with one remainder, 16 GiB apart
- * with 4 KiB pages) falls back to the table. A slot changes owner only while
- * it is empty, so an owner keeps it for as long as it has pages in use.
- *
- * Beside each slot, its row in section_hash.index holds the slab_index of
- * every page of the slot's owner (all zero while the slot is empty; see
- * section_hash_set). kfree's fast path reads the slot and the row entry at
- * once, both computed from the address alone, so the index is one
- * dependent load away, not two.
+ * Beside the table, a direct-mapped cache for kfree's fast path: slot
+ * (idx + skew) % 2^SECTION_HASH_BITS holds idx + 1 for the first live
+ * section mapped with that remainder (0 while empty), and the slot's row
+ * in section_hash.index holds the slab_index of every page of that
+ * section (all zero while the slot is empty; see section_hash_set).
+ * kfree reads the slot and the row entry at once, both computed from the
+ * address alone, so the index is one dependent load away, not three. Two
+ * live sections with one remainder (1 GiB apart with 4 KiB pages): the one
+ * mapped later is found through the table. A slot changes owner only
+ * while it is empty, so an owner keeps it for as long as it has pages in
+ * use.
  *
  * The skew is set once, when the first section is mapped, so that it takes
  * slot SECTION_HASH_FIRST; until then every slot is empty, whatever the
  * skew. The sections mapped after it lie near it, so their slots and rows
- * are its neighbours at the front of the arrays, in .bss next to the
- * library's other variables. Unskewed, a process's first rows lay wherever
- * their addresses put them in the 8 MiB of rows: a 2 MiB region of their
- * own, a page-table page more (see docs/malloc.md).
+ * are its neighbours at the front of the arrays, in .bss pages next to the
+ * library's other variables.
+ *
+ * 256 slots, not more: their rows are 512 KiB of .bss. With 4096 the
+ * library took 9 MiB of address space, and the kernel aligns a mapping of
+ * 2 MiB or more to 2 MiB, which put the library in page-table regions of
+ * its own and cost every process that loads it some 2% of a 7 ms run
+ * (see docs/malloc.md); test_link checks the extent stays below.
  */
-#define SECTION_HASH_BITS (SECTION_INDEX_BITS < 12 ? SECTION_INDEX_BITS : 12)
+#define SECTION_HASH_BITS (SECTION_INDEX_BITS < 8 ? SECTION_INDEX_BITS : 8)
 #define SECTION_HASH_FIRST 32
-#define SECTION_TAG_BITS (SECTION_INDEX_BITS - SECTION_HASH_BITS + 1)
-#define SECTION_TAG_MASK (((uintptr_t)1 << SECTION_TAG_BITS) - 1)
 #define SECTION_ROW_MASK ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)
 
 extern unsigned int section_shift;
@@ -149,7 +147,7 @@ extern _Atomic(section_slot *) section_root[1UL << SECTION_ROOT_BITS];
 
 /* One object, so the slots lie before the rows (section_table.c). */
 struct section_hash {
-	_Atomic uintptr_t slot[1UL << SECTION_HASH_BITS];
+	_Atomic uintptr_t slot[1UL << SECTION_HASH_BITS];	/* the owner's index + 1 */
 	/* One row of 2^MAX_PAGE_ORDER entries per slot, flat: slot * row + page. */
 	_Atomic unsigned short index[1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)]
 		__attribute__((aligned(sizeof(unsigned short) << MAX_PAGE_ORDER)));
@@ -165,15 +163,10 @@ static inline uintptr_t section_skew_pages(void)
 	return atomic_load_explicit(&section_hash_skew, memory_order_relaxed);
 }
 
-/* The lookup-cache slot number of section index idx, and the tag its owner stores there. */
+/* The lookup-cache slot number of section index idx. */
 static inline uintptr_t section_hash_nr(uintptr_t idx)
 {
 	return (idx + (section_skew_pages() >> MAX_PAGE_ORDER)) & ((1UL << SECTION_HASH_BITS) - 1);
-}
-
-static inline uintptr_t section_hash_tag(uintptr_t idx)
-{
-	return (idx >> SECTION_HASH_BITS) + 1;
 }
 
 /* The lookup-cache slot of section index idx. */
@@ -184,8 +177,8 @@ static inline _Atomic uintptr_t *section_hash_slot(uintptr_t idx)
 
 /*
  * The section with index idx in the two-level table, or NULL. The lookup
- * cache needs no bound on the address (a tag above every real one never
- * matches), the table does: an address beyond VA_BITS has none.
+ * cache needs no bound on the address (an index above every real one
+ * matches no slot), the table does: an address beyond VA_BITS has none.
  */
 static inline struct mem_section *section_table_lookup(uintptr_t idx)
 {
@@ -200,20 +193,10 @@ static inline struct mem_section *section_table_lookup(uintptr_t idx)
 				    memory_order_acquire);
 }
 
-/*
- * The section holding addr, or NULL: O(1), never touches addr. The tag
- * stored is idx >> SECTION_HASH_BITS plus one, so an empty slot (0) never
- * matches.
- */
+/* The section holding addr, or NULL: O(1), never touches addr. */
 static inline struct mem_section *section_lookup(uintptr_t addr)
 {
-	uintptr_t idx, e;
-
-	idx = addr >> section_shift;
-	e = atomic_load_explicit(section_hash_slot(idx), memory_order_acquire);
-	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
-		return (struct mem_section *)(e & ~SECTION_TAG_MASK);
-	return section_table_lookup(idx);
+	return section_table_lookup(addr >> section_shift);
 }
 
 /*
@@ -273,7 +256,7 @@ static inline unsigned int addr_slab_index(const void *addr)
 				 memory_order_acquire);
 	/* Relaxed: a section without the slot may read its owner's row. */
 	index = atomic_load_explicit(&section_hash.index[entry & SECTION_ROW_MASK], memory_order_relaxed);
-	if (likely((e & SECTION_TAG_MASK) == section_hash_tag(idx)))
+	if (likely(e == idx + 1))
 		return index;
 	ms = section_table_lookup(idx);
 	return ms ? ms->slab_index[section_page_index(addr)] : 0;
