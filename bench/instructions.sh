@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per allocation+free pair, counted exactly by callgrind, for
-# kmm's kmalloc+kfree, kmm's malloc+free (LD_PRELOAD), and malloc+free in glibc and in every other
+# kmm's kmalloc+kfree and kzalloc+kfree, kmm's malloc+free (LD_PRELOAD), and malloc+free in glibc and in every other
 # allocator installed (jemalloc, mimalloc, tcmalloc). Repeatable on a noisy
 # machine: same binary, same inputs, same count.
 #
@@ -42,6 +42,7 @@ per_pair() { # label kind size [LD_PRELOAD]
 printf '%-10s %-15s %6s %8s\n' allocator pair size instr
 for size in $sizes; do
 	per_pair kmm kmalloc "$size"
+	per_pair kmm kzalloc "$size"
 	[ -f "$build/libkmm.so" ] && per_pair kmm malloc "$size" "$PWD/$build/libkmm.so"
 	per_pair glibc malloc "$size"
 	for name in jemalloc mimalloc tcmalloc; do

@@ -6,6 +6,7 @@
 #define KMM_KMALLOC_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include <kmm/gfp.h>
 
@@ -28,6 +29,7 @@
 struct kmalloc_slot {
 	uintptr_t cpu_slot0;
 	unsigned int index;
+	unsigned int size;	/* the class's object size, set before any fast path runs */
 };
 
 extern struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1];
@@ -50,6 +52,20 @@ static inline void *kmalloc_fast(size_t size)
 
 	tsan_acquire(k);
 	return slab_alloc_fast_at(&k->cpu_slot0, &k->index);
+}
+
+/*
+ * kzalloc's: 1 <= size <= KMALLOC_TABLE_MAX, the whole object cleared, as
+ * the slow path clears it. NULL: take kmalloc_slow().
+ */
+static inline void *kzalloc_fast(size_t size)
+{
+	struct kmalloc_slot *k = &kmalloc_table[(size + 7) >> 3];
+	void *obj;
+
+	tsan_acquire(k);
+	obj = slab_alloc_fast_at(&k->cpu_slot0, &k->index);
+	return likely(obj) ? memset(obj, 0, k->size) : NULL;
 }
 
 /*

@@ -59,8 +59,23 @@ static void test_size_classes(void)
 	}
 }
 
+/* Every usable byte, as ksize() gives them, whichever path served the block. */
 static void test_kzalloc_after_dirty_use(void)
 {
+	static const size_t odd[] = { 24, 100, 700, 1000, 3000 };
+
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+		unsigned char *p = kmalloc(odd[i], GFP_KERNEL);
+		size_t usable = ksize(p);
+
+		memset(p, 0xff, usable);
+		kfree(p);
+		p = kzalloc(odd[i], GFP_KERNEL);
+		CHECK_EQ(ksize(p), usable);
+		for (size_t j = 0; j < usable; j++)
+			CHECK_EQ(p[j], 0);
+		kfree(p);
+	}
 	for (size_t size = 8; size <= 8192; size *= 2) {
 		unsigned char *p = kmalloc(size, GFP_KERNEL);
 
