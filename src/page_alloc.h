@@ -169,12 +169,6 @@ static inline uintptr_t section_hash_nr(uintptr_t idx)
 	return (idx + (section_skew_pages() >> MAX_PAGE_ORDER)) & ((1UL << SECTION_HASH_BITS) - 1);
 }
 
-/* The lookup-cache slot of section index idx. */
-static inline _Atomic uintptr_t *section_hash_slot(uintptr_t idx)
-{
-	return &section_hash.slot[section_hash_nr(idx)];
-}
-
 /*
  * The section with index idx in the two-level table, or NULL. The lookup
  * cache needs no bound on the address (an index above every real one
