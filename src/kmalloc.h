@@ -60,12 +60,9 @@ static inline void *kmalloc_fast(size_t size)
  */
 static inline void *kzalloc_fast(size_t size)
 {
-	struct kmalloc_slot *k = &kmalloc_table[(size + 7) >> 3];
-	void *obj;
+	void *obj = kmalloc_fast(size);
 
-	tsan_acquire(k);
-	obj = slab_alloc_fast_at(&k->cpu_slot0, &k->index);
-	return likely(obj) ? memset(obj, 0, k->size) : NULL;
+	return likely(obj) ? memset(obj, 0, kmalloc_table[(size + 7) >> 3].size) : NULL;
 }
 
 /*

@@ -27,8 +27,7 @@ extern unsigned int os_page_shift;
 
 /*
  * Static storage that os_map_meta() carves from first (section_table.c
- * holds it, before the big tables, so that it follows the library's small
- * variables).
+ * holds it, at the end of .bss).
  */
 #define OS_BSS_SPARE_BYTES (512UL << 10)
 extern unsigned char os_bss_spare[OS_BSS_SPARE_BYTES];

@@ -167,7 +167,7 @@ static void section_hash_set(uintptr_t idx, struct mem_section *old, struct mem_
  */
 static void section_hash_place(uintptr_t idx)
 {
-	uintptr_t slots = (SECTION_HASH_FIRST - idx) & ((1UL << SECTION_HASH_BITS) - 1);
+	uintptr_t slots = (SECTION_HASH_FIRST - idx) & SECTION_HASH_MASK;
 
 	if (section_hash_skewed)
 		return;

@@ -137,6 +137,7 @@ typedef _Atomic(struct mem_section *) section_slot;
  * (see docs/malloc.md); test_link checks the extent stays below.
  */
 #define SECTION_HASH_BITS (SECTION_INDEX_BITS < 8 ? SECTION_INDEX_BITS : 8)
+#define SECTION_HASH_MASK ((1UL << SECTION_HASH_BITS) - 1)
 #define SECTION_HASH_FIRST 32
 #define SECTION_ROW_MASK ((1UL << (SECTION_HASH_BITS + MAX_PAGE_ORDER)) - 1)
 
@@ -166,7 +167,7 @@ static inline uintptr_t section_skew_pages(void)
 /* The lookup-cache slot number of section index idx. */
 static inline uintptr_t section_hash_nr(uintptr_t idx)
 {
-	return (idx + (section_skew_pages() >> MAX_PAGE_ORDER)) & ((1UL << SECTION_HASH_BITS) - 1);
+	return (idx + (section_skew_pages() >> MAX_PAGE_ORDER)) & SECTION_HASH_MASK;
 }
 
 /*
@@ -246,7 +247,7 @@ static inline unsigned int addr_slab_index(const void *addr)
 	unsigned int index;
 	struct mem_section *ms;
 
-	e = atomic_load_explicit(&section_hash.slot[(entry >> MAX_PAGE_ORDER) & ((1UL << SECTION_HASH_BITS) - 1)],
+	e = atomic_load_explicit(&section_hash.slot[(entry >> MAX_PAGE_ORDER) & SECTION_HASH_MASK],
 				 memory_order_acquire);
 	/* Relaxed: a section without the slot may read its owner's row. */
 	index = atomic_load_explicit(&section_hash.index[entry & SECTION_ROW_MASK], memory_order_relaxed);

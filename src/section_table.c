@@ -3,7 +3,7 @@
  * (page_alloc.h says what they hold; page_alloc.c writes them under the
  * zone lock).
  *
- * They are the library's big static arrays (8.1 MiB of .bss on 64-bit
+ * They are the library's big static arrays (1.1 MiB of .bss on 64-bit
  * builds, of which a process touches a few pages), so they live in a file
  * of their own, the last one linked: the linker lays .bss out file by file,
  * and with the arrays in page_alloc.c the small variables of the files

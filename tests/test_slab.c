@@ -716,8 +716,8 @@ static void test_kmalloc_cache_on_demand(void)
 
 /*
  * Two live sections that share a slot of the section lookup cache: their
- * indexes are equal modulo the cache's 4096 slots (16 GiB apart with 4 KiB
- * pages). The first owns the slot and its row of slab indexes; kfree of a
+ * indexes are equal modulo the cache's 256 slots (1 GiB apart with 4 KiB
+ * pages); the test puts them 4096 sections (16 GiB) apart, a multiple. The first owns the slot and its row of slab indexes; kfree of a
  * block in the second must not take the owner's entry for it. The harmful
  * case is a page run in the second section at the page offset of one of the
  * owner's slab pages: read through the owner's row it would be an object of
@@ -732,7 +732,7 @@ static void test_kmalloc_cache_on_demand(void)
  * a missed placement a failure; elsewhere the test says so and stops.
  */
 #if UINTPTR_MAX > 0xffffffffu
-#define LOOKUP_SLOTS 4096UL
+#define SHARED_SLOT_SECTIONS 4096UL	/* a multiple of the cache's slots */
 #define MAX_GAPS 4096
 #define MAX_SLOT_RUNS 8192
 #define SLOT_RUN_PAGES 5	/* above the largest class: a page run */
@@ -847,7 +847,7 @@ static void test_lookup_slot_shared(void)
 	static bool owner_slab[1UL << MAX_PAGE_ORDER];
 	const uintptr_t section = PAGE_SIZE << MAX_PAGE_ORDER;
 	struct kmem_cache *s = kmem_cache_create("test-slot", 256, 0, 0, NULL);
-	uintptr_t owner, target = 0, stride = section * LOOKUP_SLOTS;
+	uintptr_t owner, target = 0, stride = section * SHARED_SLOT_SECTIONS;
 	int nr_runs = 0, in_target = 0, overlaps = 0;
 	void *keep = NULL;
 
