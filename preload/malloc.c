@@ -32,6 +32,7 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -694,6 +695,116 @@ KMM_API void malloc_stats(void)
 	kmm_dprint(2, "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n", mi.hblks, mi.hblkhd);
 	/* kmm's own line last, where a parser of glibc's layout stops reading. */
 	kmm_show_resident(2);
+}
+
+/*
+ * glibc's XML, with kmm's figures (those of mallinfo2()) where glibc has
+ * them: one heap; no fast bins; "rest" the free buddy blocks; "mmap" the
+ * vmalloc areas. No "max" element: kmm keeps no peak.
+ */
+KMM_API int malloc_info(int options, FILE *fp)
+{
+	struct mallinfo2 mi;
+
+	if (options != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	mi = mallinfo2();
+	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n</sizes>\n", fp);
+	fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+		    "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+		    "<system type=\"current\" size=\"%zu\"/>\n"
+		    "<aspace type=\"total\" size=\"%zu\"/>\n</heap>\n",
+		mi.ordblks, mi.fordblks, mi.arena, mi.arena);
+	fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+		    "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+		    "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+		    "<system type=\"current\" size=\"%zu\"/>\n"
+		    "<aspace type=\"total\" size=\"%zu\"/>\n</malloc>\n",
+		mi.ordblks, mi.fordblks, mi.hblks, mi.hblkhd, mi.arena + mi.hblkhd,
+		mi.arena + mi.hblkhd);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Other names for the same functions
+ */
+
+/*
+ * C23's sized frees (glibc 2.43's too). kmm knows each block's size and
+ * alignment, so the hints change nothing.
+ */
+void free_sized(void *p, size_t size);
+void free_aligned_sized(void *p, size_t align, size_t size);
+
+KMM_API void free_sized(void *p, size_t size)
+{
+	(void)size;
+	free(p);
+}
+
+KMM_API void free_aligned_sized(void *p, size_t align, size_t size)
+{
+	(void)align;
+	(void)size;
+	free(p);
+}
+
+/*
+ * glibc exports its allocator under these names too. A program or library
+ * that calls them, commonly a malloc wrapper asking for "the real one",
+ * would otherwise get glibc's heap, and kmm would then be handed its blocks
+ * (and glibc kmm's). cfree is an old alias of free, kept by glibc for
+ * binaries linked long ago.
+ */
+void *__libc_malloc(size_t size);
+void __libc_free(void *p);
+void *__libc_calloc(size_t n, size_t size);
+void *__libc_realloc(void *p, size_t size);
+void *__libc_memalign(size_t align, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+void cfree(void *p);
+
+KMM_API void *__libc_malloc(size_t size)
+{
+	return malloc(size);
+}
+
+KMM_API void __libc_free(void *p)
+{
+	free(p);
+}
+
+KMM_API void *__libc_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
+KMM_API void *__libc_realloc(void *p, size_t size)
+{
+	return realloc(p, size);
+}
+
+KMM_API void *__libc_memalign(size_t align, size_t size)
+{
+	return memalign(align, size);
+}
+
+KMM_API void *__libc_valloc(size_t size)
+{
+	return valloc(size);
+}
+
+KMM_API void *__libc_pvalloc(size_t size)
+{
+	return pvalloc(size);
+}
+
+KMM_API void cfree(void *p)
+{
+	free(p);
 }
 
 /* KMM_OPTIONS=stats=1: the allocator's tables on stderr when the program ends. */

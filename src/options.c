@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "lock.h"
+#include "os.h"
 
 static struct kmm_options opts = { .rseq = -1, .decay_ms = -2 };
 static atomic_bool parsed KMM_HOT_DATA;
@@ -110,9 +111,9 @@ void kmm_options_log_load(void)
 		return;
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = 0;
-	fd = open(o->log_load, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	fd = os_open(o->log_load, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
 	kmm_dprint(fd, "%d %s\n", (int)getpid(), exe);
-	close(fd);
+	os_close(fd);
 }

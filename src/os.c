@@ -28,14 +28,18 @@
  * mmap is tried again.
  *
  * os_resident() asks mincore() which pages are resident, for statistics.
+ *
+ * The file calls go through syscall(2), which is no cancellation point.
  */
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -385,4 +389,24 @@ bool os_resident(void *addr, size_t pages, unsigned char *vec)
 		}
 	}
 	return true;
+}
+
+int os_open(const char *path, int flags, mode_t mode)
+{
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
+ssize_t os_read(int fd, void *buf, size_t size)
+{
+	return (ssize_t)syscall(SYS_read, fd, buf, size);
+}
+
+ssize_t os_write(int fd, const void *buf, size_t size)
+{
+	return (ssize_t)syscall(SYS_write, fd, buf, size);
+}
+
+void os_close(int fd)
+{
+	syscall(SYS_close, fd);
 }

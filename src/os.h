@@ -2,12 +2,14 @@
  * os.h - the only door to the kernel's memory system calls (mmap, munmap,
  * madvise, mprotect, mremap, mincore). Every mapping kmm makes goes through here, so this is
  * where page size, address-space limits and, later, fault injection live.
+ * Also the few file calls kmm makes itself (sysfs, its log, its reports).
  */
 #ifndef KMM_OS_H
 #define KMM_OS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #pragma GCC visibility push(hidden)
 
@@ -82,6 +84,17 @@ bool os_resident(void *addr, size_t pages, unsigned char *vec);
 
 /* Asks for transparent huge pages where the kernel has them. */
 void os_advise_huge(void *addr, size_t size);
+
+/*
+ * open(2), read(2), write(2) and close(2) as system calls of their own,
+ * -1 with errno on failure. libc's are cancellation points, and kmm makes
+ * these calls inside malloc, which is none: a thread whose cancel was
+ * pending was unwound from inside kmm's start-up, holding its locks.
+ */
+int os_open(const char *path, int flags, mode_t mode);
+ssize_t os_read(int fd, void *buf, size_t size);
+ssize_t os_write(int fd, const void *buf, size_t size);
+void os_close(int fd);
 
 #pragma GCC visibility pop
 

@@ -863,12 +863,16 @@ static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, unsigned long *d
 	return page;
 }
 
+/* Sleeps without being a cancellation point, as the kernel API's callers expect of an allocation. */
 static void nofail_backoff(gfp_t gfp)
 {
 	struct timespec ts = { 0, 1000000 };
+	int cancel_state;
 
 	if (gfp & __GFP_DIRECT_RECLAIM) {
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 		nanosleep(&ts, NULL);
+		pthread_setcancelstate(cancel_state, NULL);
 		kmm_drain_all_pages();
 	} else {
 		cpu_relax();

@@ -6,6 +6,7 @@
  * printf subset and written to stderr with one write(2).
  */
 #include "internal.h"
+#include "os.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -149,7 +150,7 @@ void kmm_write_all(int fd, const char *buf, size_t len)
 	size_t off = 0;
 
 	while (off < len) {
-		ssize_t n = write(fd, buf + off, len - off);
+		ssize_t n = os_write(fd, buf + off, len - off);
 
 		if (n <= 0)
 			break;

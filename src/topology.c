@@ -28,6 +28,7 @@
 #include "internal.h"
 #include "lock.h"
 #include "options.h"
+#include "os.h"
 
 #ifdef KMM_HAVE_HWLOC
 #include <hwloc.h>
@@ -38,13 +39,13 @@ static atomic_uint nr_possible, cache_line, nr_nodes;
 /* Reads a small sysfs file into buf; false if it cannot. */
 static bool read_sysfs(const char *path, char *buf, size_t size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = os_open(path, O_RDONLY | O_CLOEXEC, 0);
 	ssize_t n;
 
 	if (fd < 0)
 		return false;
-	n = read(fd, buf, size - 1);
-	close(fd);
+	n = os_read(fd, buf, size - 1);
+	os_close(fd);
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';

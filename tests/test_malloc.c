@@ -7,6 +7,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -467,6 +469,92 @@ static void test_extras(void)
 	malloc_trim(0);
 }
 
+/* One of glibc's other names, as the program would find it: kmm's, when preloaded. */
+static void *glibc_name(const char *name)
+{
+	void *fn = dlsym(RTLD_DEFAULT, name);
+
+	CHECK(fn != NULL);
+	return fn;
+}
+
+/*
+ * glibc's other names for its allocator (__libc_malloc and the rest, cfree)
+ * and C23's sized frees are kmm's too: a block from one family goes back
+ * through the other.
+ */
+static void test_glibc_names(void)
+{
+	void *(*libc_malloc)(size_t) = (void *(*)(size_t))glibc_name("__libc_malloc");
+	void (*libc_free)(void *) = (void (*)(void *))glibc_name("__libc_free");
+	void *(*libc_calloc)(size_t, size_t) = (void *(*)(size_t, size_t))glibc_name("__libc_calloc");
+	void *(*libc_realloc)(void *, size_t) = (void *(*)(void *, size_t))glibc_name("__libc_realloc");
+	void *(*libc_memalign)(size_t, size_t) = (void *(*)(size_t, size_t))glibc_name("__libc_memalign");
+	void *(*libc_valloc)(size_t) = (void *(*)(size_t))glibc_name("__libc_valloc");
+	void *(*libc_pvalloc)(size_t) = (void *(*)(size_t))glibc_name("__libc_pvalloc");
+	void (*cfree_fn)(void *) = (void (*)(void *))glibc_name("cfree");
+	void (*sized)(void *, size_t) = (void (*)(void *, size_t))glibc_name("free_sized");
+	void (*aligned_sized)(void *, size_t, size_t) =
+		(void (*)(void *, size_t, size_t))glibc_name("free_aligned_sized");
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char *p;
+
+	p = libc_malloc(100);
+	CHECK(kmm_owns(p));
+	memset(p, 7, 100);
+	p = libc_realloc(p, 5000);
+	CHECK(kmm_owns(p));
+	CHECK_EQ(p[99], 7);
+	free(p);
+	p = libc_calloc(10, 30);
+	CHECK(kmm_owns(p));
+	for (int i = 0; i < 300; i++)
+		CHECK_EQ(p[i], 0);
+	libc_free(p);
+	p = libc_memalign(256, 1000);
+	CHECK(kmm_owns(p) && (uintptr_t)p % 256 == 0);
+	cfree_fn(p);
+	p = libc_valloc(10);
+	CHECK(kmm_owns(p) && (uintptr_t)p % page == 0);
+	sized(p, 10);
+	p = libc_pvalloc(page + 1);
+	CHECK(kmm_owns(p) && (uintptr_t)p % page == 0);
+	CHECK(malloc_usable_size(p) >= 2 * page);
+	free(p);
+	p = keep(malloc(64));
+	libc_free(p);
+	p = aligned_alloc(4096, 8192);
+	CHECK(kmm_owns(p));
+	aligned_sized(p, 4096, 8192);
+	sized(NULL, 0);
+}
+
+/* glibc's XML layout, with kmm's figures; options other than 0 are EINVAL. */
+static void test_malloc_info(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	void *big = keep(malloc(8 * MiB));
+	unsigned long long mmap_size = 0;
+	const char *at;
+
+	CHECK(f != NULL);
+	CHECK_EQ(malloc_info(0, f), 0);
+	fclose(f);
+	CHECK(strncmp(buf, "<malloc version=\"1\">\n<heap nr=\"0\">", 31) == 0);
+	at = strstr(buf, "<total type=\"mmap\" count=\"");
+	CHECK(at != NULL);
+	CHECK(sscanf(at, "<total type=\"mmap\" count=\"%*u\" size=\"%llu\"/>", &mmap_size) == 1);
+	CHECK(mmap_size >= 8 * MiB); /* the vmalloc area of big */
+	CHECK(strstr(buf, "</malloc>\n") != NULL);
+	free(buf);
+	free(big);
+	errno = 0;
+	CHECK_EQ(malloc_info(1, stderr), -1);
+	CHECK_EQ(errno, EINVAL);
+}
+
 static void stats_child(void *arg)
 {
 	(void)arg;
@@ -842,8 +930,92 @@ static void test_bad_pointers(void)
 		check_abort_report("double free", double_free_early, "double free");
 }
 
-int main(void)
+/* ---- no cancellation point inside the malloc family ---- */
+
+static atomic_bool cancel_sent;
+static atomic_int cancel_steps;
+
+#define CANCEL_SMALL 64
+
+/*
+ * Spins until its cancel is pending (spinning is no cancellation point),
+ * then goes through kmm's start-up and every kind of block with it pending.
+ */
+static void *pending_cancel_worker(void *arg)
 {
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *small[CANCEL_SMALL], *p, *q = NULL;
+
+	(void)arg;
+	while (!atomic_load(&cancel_sent))
+		;
+	for (int i = 0; i < CANCEL_SMALL; i++)	/* 256 KiB: past the boot arena */
+		small[i] = keep(malloc(4000));
+	atomic_store(&cancel_steps, 1);
+	p = keep(calloc(1, 3 * page));		/* a chunk of kmalloc's heap */
+	p = realloc(p, 40 * page);		/* a page run */
+	p = realloc(p, 4 * MiB);		/* a vmalloc area */
+	CHECK(posix_memalign(&q, 4096, 5000) == 0);
+	atomic_store(&cancel_steps, 2);
+	for (int i = 0; i < CANCEL_SMALL; i++)
+		free(small[i]);
+	free(p);
+	free(q);
+	malloc_trim(0);
+	atomic_store(&cancel_steps, 3);
+	pthread_testcancel();
+	atomic_store(&cancel_steps, 4);
+	return NULL;
+}
+
+static size_t file_size(const char *path)
+{
+	struct stat st;
+
+	return path && stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/*
+ * POSIX makes none of malloc, free, realloc and the rest a cancellation
+ * point, and glibc's are not: a thread cancelled inside one would unwind
+ * with the allocator's locks held. kmm's start-up reads sysfs and may log
+ * to a file (KMM_OPTIONS=log_load, set by meson for this run): with libc's
+ * open, read and write, a pending cancel was acted on there. Run as
+ * "test_malloc cancel", a process of its own, so that kmm starts inside
+ * the worker: the log file is empty until then.
+ */
+static void test_no_cancellation_point(void)
+{
+	const char *log = getenv("KMM_CANCEL_LOG");
+	pthread_t t;
+	void *ret = NULL;
+	void *after;
+	int fd;
+
+	if (log) {
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		CHECK(fd >= 0);
+		close(fd);
+	}
+	CHECK_EQ(pthread_create(&t, NULL, pending_cancel_worker, NULL), 0);
+	CHECK_EQ(pthread_cancel(t), 0);
+	atomic_store(&cancel_sent, true);
+	CHECK_EQ(pthread_join(t, &ret), 0);
+	CHECK(ret == PTHREAD_CANCELED);
+	CHECK_EQ(atomic_load(&cancel_steps), 3);
+	if (log)
+		CHECK(file_size(log) > 0); /* kmm started (in the worker) and logged */
+	after = keep(malloc(4000));
+	CHECK(kmm_owns(after));
+	free(after);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "cancel") == 0) {
+		RUN(test_no_cancellation_point);
+		return 0;
+	}
 	RUN(test_boot_arena);
 	RUN(test_kmm_is_malloc);
 	RUN(test_basics);
@@ -855,6 +1027,8 @@ int main(void)
 	RUN(test_aligned);
 	RUN(test_extras);
 	RUN(test_malloc_stats);
+	RUN(test_glibc_names);
+	RUN(test_malloc_info);
 	RUN(test_fork_in_signal_handler);
 	RUN(test_fork_stdio);
 	RUN(test_thread_churn);
