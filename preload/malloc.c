@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include <kmm/slab.h>
 #include <kmm/vmalloc.h>
 
+#include "../src/fork.h"
 #include "../src/heap.h"
 #include "../src/internal.h"
 #include "../src/kmalloc.h"
@@ -86,6 +88,7 @@ static atomic_bool boot_early_closed;
  * in it, so carving and releasing exclude each other.
  */
 static struct kmm_lock boot_lock = KMM_LOCK_INIT;
+static bool boot_fork_locked;	/* this fork's prepare handler took boot_lock */
 static size_t boot_used;
 /* The arena's first boot_populated bytes have been faulted in (boot_populate()). */
 static size_t boot_populated;
@@ -192,6 +195,35 @@ static void *boot_alloc(size_t size, size_t limit)
 	h->state = BOOT_LIVE;
 	kmm_unlock(&boot_lock);
 	return h + 1;
+}
+
+/*
+ * A child forked while another thread held boot_lock (carving a block, or
+ * faulting in the arena's next pages) hung at its first allocation. The
+ * handlers are registered by a constructor, before any other kmm handler
+ * (see page_alloc.c's register_fork_handlers()): prepare handlers run in
+ * reverse order, so this one runs last, after the page allocator's has
+ * taken init_lock, which start-up holds while its nested requests take
+ * boot_lock. boot_lock is a leaf: nothing else is locked under it.
+ */
+static void boot_atfork_prepare(void)
+{
+	boot_fork_locked = fork_lock_prepare(&boot_lock);
+}
+
+static void boot_atfork_parent(void)
+{
+	fork_lock_parent(&boot_lock, boot_fork_locked);
+}
+
+static void boot_atfork_child(void)
+{
+	fork_lock_child(&boot_lock, boot_fork_locked);
+}
+
+__attribute__((constructor(KMM_CTOR_BOOT_FORK))) static void boot_register_atfork(void)
+{
+	pthread_atfork(boot_atfork_prepare, boot_atfork_parent, boot_atfork_child);
 }
 
 static size_t boot_size(const void *p)

@@ -101,8 +101,12 @@ static void heap_setup(void)
 {
 	for (int b = 0; b < HEAP_NR_BINS; b++)
 		INIT_LIST_HEAD(&heap_bins[b]);
-	pthread_atfork(heap_atfork_prepare, heap_atfork_parent, heap_atfork_child);
 	page_decay_register(heap_decay_check);
+}
+
+void heap_register_atfork(void)
+{
+	pthread_atfork(heap_atfork_prepare, heap_atfork_parent, heap_atfork_child);
 }
 
 /* ---------------------------------------------------------------------------

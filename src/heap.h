@@ -39,6 +39,9 @@ void heap_stats(struct heap_stats *st);
 /* "kmalloc heap: spans N, in use N KiB, free N KiB" on fd (KMM_OPTIONS=stats=1). */
 void heap_show(int fd);
 
+/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
+void heap_register_atfork(void);
+
 #pragma GCC visibility pop
 
 #endif

@@ -18,6 +18,13 @@
 
 #define KMM_API __attribute__((visibility("default")))
 
+/*
+ * Constructor priorities: the boot arena's fork handlers register before
+ * the other layers' (page_alloc.c), so that its prepare handler runs last.
+ */
+#define KMM_CTOR_BOOT_FORK 101
+#define KMM_CTOR_FORK 102
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -41,6 +41,10 @@
 
 #include "fork.h"
 #include "internal.h"
+#include "percpu.h"
+#include "vmalloc.h"
+#include "slab.h"
+#include "heap.h"
 #include "lock.h"
 #include "options.h"
 #include "os.h"
@@ -799,6 +803,33 @@ static bool page_alloc_setup(void)
 	return true;
 }
 
+/*
+ * Every layer's fork handlers, registered once while the process has one
+ * thread (unless a library initialised before kmm started one), so that
+ * every fork runs all of them, whatever has started. Registered lazily, by
+ * the layer that starts, they missed the forks already under way: since
+ * glibc 2.36 a fork runs its prepare handlers without holding the list's
+ * lock, so a layer could register, start and take its lock while another
+ * thread's fork went past, and the child inherited the lock held and hung
+ * at its first allocation (tests/test_malloc.c's fork-boot run).
+ *
+ * Prepare handlers run in the reverse order of registration, and must take
+ * the locks in their order: percpu (its lock held, it calls kmalloc), the
+ * page runs, kmalloc's heap, the slab layer, vmalloc (its lock held, it
+ * maps its registry with the page allocator), then the page allocator.
+ * The boot arena's (preload/malloc.c) registers before all of these.
+ * Each handler works before its layer has started.
+ */
+__attribute__((constructor(KMM_CTOR_FORK))) static void register_fork_handlers(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	vmalloc_register_atfork();
+	slab_register_atfork();
+	heap_register_atfork();
+	run_register_atfork();
+	pcpu_register_atfork();
+}
+
 /* Returns false (errno = ENOMEM) if the bookkeeping cannot be mapped. */
 bool page_alloc_init(void)
 {
@@ -812,8 +843,6 @@ bool page_alloc_init(void)
 		ok = page_alloc_setup();
 		if (ok) {
 			atomic_store_explicit(&page_alloc_ready, true, memory_order_release);
-			/* Last: it may allocate, and must find kmm ready. */
-			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 			kmm_options_log_load();
 		}
 		kmm_init_depth--;

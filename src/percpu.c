@@ -24,6 +24,7 @@
  * of nr_statics and never removed, so lookups need no lock.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@
 #include <kmm/slab.h>
 
 #include "bitmap.h"
+#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "list.h"
@@ -541,4 +543,30 @@ KMM_API bool kmm_this_cpu_cmpxchg(void *pcp, void *expect_then_old, const void *
 
 	store_value(expect_then_old, old, size);
 	return old == expect;
+}
+
+/* ---------------------------------------------------------------------------
+ * fork: the chunks and their maps are whole in the child.
+ */
+
+static bool fork_locked;
+
+static void pcpu_atfork_prepare(void)
+{
+	fork_locked = fork_lock_prepare(&pcpu_lock);
+}
+
+static void pcpu_atfork_parent(void)
+{
+	fork_lock_parent(&pcpu_lock, fork_locked);
+}
+
+static void pcpu_atfork_child(void)
+{
+	fork_lock_child(&pcpu_lock, fork_locked);
+}
+
+void pcpu_register_atfork(void)
+{
+	pthread_atfork(pcpu_atfork_prepare, pcpu_atfork_parent, pcpu_atfork_child);
 }

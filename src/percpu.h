@@ -19,6 +19,9 @@ uint64_t pcpu_this_cmpxchg(char *base, uint64_t expect, uint64_t newv, size_t si
 /* Swaps in newv; returns the old value. */
 uint64_t pcpu_this_xchg(char *base, uint64_t newv, size_t size);
 
+/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
+void pcpu_register_atfork(void);
+
 #pragma GCC visibility pop
 
 #endif

@@ -134,10 +134,17 @@ static void run_setup(void)
 	for (unsigned int b = 0; b < RUN_NR_BINS; b++)
 		INIT_LIST_HEAD(&run_bins[b]);
 	run_top_keep = RUN_TOP_KEEP >> os_page_shift;
-	nr_run_pcp = pcps ? n : 0;
+	/* Under run_lock, which the fork handler takes to read them (run_atfork_prepare()). */
+	kmm_lock(&run_lock);
 	run_pcps = pcps;
-	pthread_atfork(run_atfork_prepare, run_atfork_parent, run_atfork_child);
+	nr_run_pcp = pcps ? n : 0;
+	kmm_unlock(&run_lock);
 	page_decay_register(run_decay_check);
+}
+
+void run_register_atfork(void)
+{
+	pthread_atfork(run_atfork_prepare, run_atfork_parent, run_atfork_child);
 }
 
 static unsigned long pages_for(size_t size)
@@ -791,16 +798,41 @@ void run_show(int fd)
  */
 
 static bool fork_locked;
+static unsigned int fork_nr_pcp;	/* the caches this fork's prepare handler locked */
 
-/* Every cache's lock, then run_lock (the lock order). */
+static void lock_run_pcps(unsigned int n)
+{
+	for (unsigned int cpu = 0; cpu < n; cpu++)
+		kmm_lock(&run_pcps[cpu].lock);
+}
+
+static void unlock_run_pcps(unsigned int n)
+{
+	for (unsigned int cpu = n; cpu-- > 0;)
+		kmm_unlock(&run_pcps[cpu].lock);
+}
+
+/*
+ * Every cache's lock, then run_lock (the lock order). The caches may appear
+ * meanwhile (run_setup() publishes them under run_lock): then again.
+ */
 static void run_atfork_prepare(void)
 {
+	unsigned int n;
+
 	fork_locked = fork_prepare_begin();
 	if (!fork_locked)
 		return;
-	for (unsigned int cpu = 0; cpu < nr_run_pcp; cpu++)
-		kmm_lock(&run_pcps[cpu].lock);
-	kmm_lock(&run_lock);
+	for (;;) {
+		n = nr_run_pcp;
+		lock_run_pcps(n);
+		kmm_lock(&run_lock);
+		if (nr_run_pcp == n)
+			break;
+		kmm_unlock(&run_lock);
+		unlock_run_pcps(n);
+	}
+	fork_nr_pcp = n;
 }
 
 static void run_atfork_parent(void)
@@ -808,8 +840,7 @@ static void run_atfork_parent(void)
 	if (!fork_locked)
 		return;
 	kmm_unlock(&run_lock);
-	for (unsigned int cpu = nr_run_pcp; cpu-- > 0;)
-		kmm_unlock(&run_pcps[cpu].lock);
+	unlock_run_pcps(fork_nr_pcp);
 	fork_parent_end();
 }
 
@@ -818,6 +849,6 @@ static void run_atfork_child(void)
 	if (!fork_locked)
 		return;
 	kmm_lock_reset(&run_lock);
-	for (unsigned int cpu = 0; cpu < nr_run_pcp; cpu++)
+	for (unsigned int cpu = 0; cpu < fork_nr_pcp; cpu++)
 		kmm_lock_reset(&run_pcps[cpu].lock);
 }

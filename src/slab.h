@@ -219,6 +219,9 @@ static inline int slab_free_fast_index(unsigned int index, void *obj)
 	return slab_free_fast_at((uintptr_t)slab_percpu_slots + index * sizeof(void *), index, obj);
 }
 
+/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
+void slab_register_atfork(void);
+
 #pragma GCC visibility pop
 
 #endif

@@ -1319,6 +1319,11 @@ bool slab_is_ready(void)
 	return atomic_load_explicit(&slab_ready, memory_order_acquire);
 }
 
+void slab_register_atfork(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
 bool slab_init(void)
 {
 	bool ok = true;
@@ -1329,10 +1334,8 @@ bool slab_init(void)
 	if (!atomic_load_explicit(&slab_ready, memory_order_relaxed)) {
 		kmm_init_depth++;
 		ok = slab_setup();
-		if (ok) {
+		if (ok)
 			atomic_store_explicit(&slab_ready, true, memory_order_release);
-			pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-		}
 		kmm_init_depth--;
 	}
 	kmm_unlock(&slab_init_lock);

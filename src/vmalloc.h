@@ -33,6 +33,9 @@ void vmalloc_totals(size_t *areas, size_t *bytes);
 /* The usable size of the area starting exactly at addr; 0 if there is none. */
 size_t vmalloc_size(const void *addr);
 
+/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
+void vmalloc_register_atfork(void);
+
 #pragma GCC visibility pop
 
 #endif

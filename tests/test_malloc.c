@@ -1010,10 +1010,109 @@ static void test_no_cancellation_point(void)
 	free(after);
 }
 
+/* ---- fork while another thread is in the boot arena or starting kmm ---- */
+
+static atomic_bool boot_fork_go, boot_fork_done;
+static atomic_int boot_fork_bad, boot_fork_count;
+
+/* The child allocates at once: from what is left of the arena, then past it. */
+static void boot_fork_child(void)
+{
+	static void *volatile sink[64];
+
+	alarm(5); /* a child that inherited a lock held would hang: SIGALRM */
+	for (int i = 0; i < 64; i++)
+		sink[i] = malloc(2000 + (size_t)i * 16);
+	for (int i = 0; i < 64; i++)
+		free(sink[i]);
+	_exit(sink[63] ? 0 : 1);
+}
+
+#define BOOT_FORKS 32
+
+/* Forks back to back, so that some forks land while the main thread holds a lock; then reaps. */
+static void *boot_forker(void *arg)
+{
+	pid_t pids[BOOT_FORKS];
+	int n = 0;
+
+	(void)arg;
+	atomic_store(&boot_fork_go, true);
+	while (n < BOOT_FORKS && (!atomic_load(&boot_fork_done) || n < 4)) {
+		pids[n] = fork();
+		if (pids[n] == 0)
+			boot_fork_child();
+		if (pids[n] < 0)
+			break;
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		int status;
+
+		if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			atomic_fetch_add(&boot_fork_bad, 1);
+	}
+	atomic_store(&boot_fork_count, n);
+	return NULL;
+}
+
+/*
+ * A process's first blocks come from the boot arena, under its own lock,
+ * and the block that does not fit starts kmm under its start-up locks. In
+ * a process whose arena is still open, a thread forks again and again while
+ * the main thread allocates through the arena and past it.
+ */
+static void boot_fork_scenario(void *arg)
+{
+	static void *volatile blocks[100];
+	pthread_t t;
+
+	(void)arg;
+	CHECK_EQ(pthread_create(&t, NULL, boot_forker, NULL), 0);
+	while (!atomic_load(&boot_fork_go))
+		;
+	usleep(200); /* the first fork under way */
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 100; i++) /* 500 KiB: through the arena and past it */
+			blocks[i] = malloc(5000 + (size_t)round * 100);
+		usleep(1000);
+	}
+	atomic_store(&boot_fork_done, true);
+	CHECK_EQ(pthread_join(t, NULL), 0);
+	CHECK(atomic_load(&boot_fork_count) >= 4);
+	CHECK_EQ(atomic_load(&boot_fork_bad), 0);
+	CHECK(kmm_owns(blocks[99]));
+}
+
+/*
+ * Every child of those forks must be able to allocate. Before the boot
+ * arena's lock had fork handlers, a child forked while the main thread
+ * carved a block hung at its first allocation: one scenario in five, so
+ * this runs 16, each in a child of this process while it has one thread
+ * and its arena is still open (run as "test_malloc fork-boot").
+ */
+static void test_fork_during_boot(void)
+{
+	struct child_result res;
+
+	for (int i = 0; i < 16; i++) {
+		run_in_child(boot_fork_scenario, NULL, &res);
+		if (res.signaled || res.status != 0)
+			fprintf(stderr, "scenario %d: %s\n", i, res.err);
+		CHECK(!res.signaled);
+		CHECK_EQ(res.status, 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "cancel") == 0) {
 		RUN(test_no_cancellation_point);
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "fork-boot") == 0) {
+		RUN(test_fork_during_boot);
 		return 0;
 	}
 	RUN(test_boot_arena);
