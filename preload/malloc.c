@@ -9,7 +9,8 @@
  * failure, EINVAL for a bad alignment, and a report and abort for a pointer
  * kmm never gave out.
  *
- * Bootstrap: kmm needs no constructor. The first call of the process starts
+ * Bootstrap: kmm's start-up needs no constructor (the constructors only
+ * register fork handlers). The first call of the process starts
  * it, and if kmm's start-up itself calls into libc and libc allocates,
  * that nested request is served from a small static arena (freeing it is a
  * no-op), so nothing recurses.
