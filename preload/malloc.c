@@ -765,8 +765,9 @@ KMM_API int malloc_info(int options, FILE *fp)
  */
 
 /*
- * C23's sized frees (glibc 2.43's too). kmm knows each block's size and
- * alignment, so the hints change nothing.
+ * C23's sized frees, which newer C libraries export: a program built
+ * against one must reach kmm's free through them too. kmm knows each
+ * block's size and alignment, so the hints change nothing.
  */
 void free_sized(void *p, size_t size);
 void free_aligned_sized(void *p, size_t align, size_t size);
