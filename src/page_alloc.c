@@ -40,17 +40,17 @@
 #include <kmm/mmzone.h>
 
 #include "fork.h"
-#include "internal.h"
-#include "percpu.h"
-#include "vmalloc.h"
-#include "slab.h"
 #include "heap.h"
+#include "internal.h"
 #include "lock.h"
 #include "options.h"
 #include "os.h"
+#include "percpu.h"
 #include "rseq.h"
 #include "runs.h"
+#include "slab.h"
 #include "topology.h"
+#include "vmalloc.h"
 
 /* The per-CPU lists serve orders up to this one (the kernel's COSTLY order). */
 #define PCP_MAX_ORDER 3

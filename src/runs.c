@@ -824,7 +824,9 @@ static void run_atfork_prepare(void)
 	if (!fork_locked)
 		return;
 	for (;;) {
+		kmm_lock(&run_lock);
 		n = nr_run_pcp;
+		kmm_unlock(&run_lock);
 		lock_run_pcps(n);
 		kmm_lock(&run_lock);
 		if (nr_run_pcp == n)
