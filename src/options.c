@@ -6,11 +6,13 @@
 #include "options.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "os.h"
@@ -116,4 +118,27 @@ void kmm_options_log_load(void)
 		return;
 	kmm_dprint(fd, "%d %s\n", (int)getpid(), exe);
 	os_close(fd);
+}
+
+/* fork: a child must not inherit parse_lock held by a thread reading the options. */
+static bool fork_locked;
+
+static void options_atfork_prepare(void)
+{
+	fork_locked = fork_lock_prepare(&parse_lock);
+}
+
+static void options_atfork_parent(void)
+{
+	fork_lock_parent(&parse_lock, fork_locked);
+}
+
+static void options_atfork_child(void)
+{
+	fork_lock_child(&parse_lock, fork_locked);
+}
+
+void options_register_atfork(void)
+{
+	pthread_atfork(options_atfork_prepare, options_atfork_parent, options_atfork_child);
 }

@@ -26,6 +26,9 @@ const struct kmm_options *kmm_options(void);
 /* Appends this process to log_load, if set (called once at start-up). */
 void kmm_options_log_load(void);
 
+/* Registers the fork handlers of the options' parse lock (page_alloc.c's constructor). */
+void options_register_atfork(void);
+
 #pragma GCC visibility pop
 
 #endif

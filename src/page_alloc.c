@@ -814,20 +814,24 @@ static bool page_alloc_setup(void)
  * at its first allocation (tests/test_malloc.c's fork-boot run).
  *
  * Prepare handlers run in the reverse order of registration, and must take
- * the locks in their order: percpu (its lock held, it calls kmalloc), the
- * page runs, kmalloc's heap, the slab layer, vmalloc (its lock held, it
- * maps its registry with the page allocator), then the page allocator.
- * The boot arena's (preload/malloc.c) registers before all of these.
- * Each handler works before its layer has started.
+ * the locks in their order: the topology's hwloc lock (held while hwloc
+ * allocates), percpu (its lock held, it calls kmalloc), the page runs,
+ * kmalloc's heap, the slab layer, vmalloc (its lock held, it maps its
+ * registry with the page allocator), the page allocator, and the options'
+ * parse lock (a leaf, first taken wherever the options are first read).
+ * The boot arena's (preload/malloc.c) registers before all of these; its
+ * lock is a leaf too. Each handler works before its layer has started.
  */
 __attribute__((constructor(KMM_CTOR_FORK))) static void register_fork_handlers(void)
 {
+	options_register_atfork();
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	vmalloc_register_atfork();
 	slab_register_atfork();
 	heap_register_atfork();
 	run_register_atfork();
 	pcpu_register_atfork();
+	topology_register_atfork();
 }
 
 /* Returns false (errno = ENOMEM) if the bookkeeping cannot be mapped. */

@@ -12,6 +12,9 @@ unsigned int topology_nr_possible_cpus(void);
 unsigned int topology_cache_line(void);
 unsigned int topology_nr_nodes(void);
 
+/* Registers the fork handlers of the hwloc lock (page_alloc.c's constructor). */
+void topology_register_atfork(void);
+
 #pragma GCC visibility pop
 
 #endif
