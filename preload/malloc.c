@@ -201,11 +201,11 @@ static void *boot_alloc(size_t size, size_t limit)
 /*
  * A child forked while another thread held boot_lock (carving a block, or
  * faulting in the arena's next pages) hung at its first allocation. The
- * handlers are registered by a constructor, before any other kmm handler
- * (see page_alloc.c's register_fork_handlers()): prepare handlers run in
- * reverse order, so this one runs last, after the page allocator's has
- * taken init_lock, which start-up holds while its nested requests take
- * boot_lock. boot_lock is a leaf: nothing else is locked under it.
+ * handlers are registered by a constructor, before the core's (src/fork.c):
+ * prepare handlers run in reverse order, so this one runs last, after the
+ * core's has taken init_lock, which start-up holds while its nested
+ * requests take boot_lock. boot_lock is a leaf: nothing else is locked
+ * under it.
  */
 static void boot_atfork_prepare(void)
 {

@@ -1,5 +1,5 @@
 /*
- * fork.h - what every layer's atfork handlers share.
+ * fork.h - what kmm's fork handlers (fork.c, and the boot arena's) share.
  *
  * Deadlock to avoid (jemalloc and tcmalloc both have it): if an allocator's
  * prepare handler takes its locks before fork() takes stdio's list lock,
@@ -47,8 +47,7 @@ static inline void fork_parent_end(void)
 /* The child's list lock is reset by glibc itself. */
 
 /*
- * For a layer whose handlers take one lock of its own (kmalloc's heap; the
- * page runs also take their per-CPU caches' locks, and do it themselves):
+ * For handlers that take one lock (the boot arena's, preload/malloc.c):
  * prepare returns whether it took the lock, which the parent and child
  * handlers are given back.
  */
@@ -74,6 +73,9 @@ static inline void fork_lock_child(struct kmm_lock *lock, bool locked)
 	if (locked)
 		kmm_lock_reset(lock);
 }
+
+/* Registers kmm's fork handlers (fork.c): once, while the process has one thread. */
+void fork_register_handlers(void);
 
 #pragma GCC visibility pop
 

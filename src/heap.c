@@ -40,7 +40,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "fork.h"
 #include "internal.h"
 #include "list.h"
 #include "lock.h"
@@ -70,7 +69,7 @@ struct heap_chunk {
 
 _Static_assert(offsetof(struct heap_chunk, link) == HEAP_HEADER, "payload after the header");
 
-static struct kmm_lock heap_lock = KMM_LOCK_INIT;
+struct kmm_lock heap_lock = KMM_LOCK_INIT;
 static struct list_head heap_bins[HEAP_NR_BINS];
 static uint64_t heap_bin_mask;		/* bit b: bin b is not empty */
 /* One span whose chunks all went free, kept so that a loop does not map one each time. */
@@ -91,9 +90,6 @@ static size_t span_bytes(void)
 	return os_page_size << HEAP_SPAN_ORDER;
 }
 
-static void heap_atfork_prepare(void);
-static void heap_atfork_parent(void);
-static void heap_atfork_child(void);
 
 static void heap_decay_check(void);
 
@@ -104,10 +100,6 @@ static void heap_setup(void)
 	page_decay_register(heap_decay_check);
 }
 
-void heap_register_atfork(void)
-{
-	pthread_atfork(heap_atfork_prepare, heap_atfork_parent, heap_atfork_child);
-}
 
 /* ---------------------------------------------------------------------------
  * Chunks and bins (heap_lock held)
@@ -583,23 +575,3 @@ void heap_stats(struct heap_stats *st)
 	kmm_unlock(&heap_lock);
 }
 
-/* ---------------------------------------------------------------------------
- * fork
- */
-
-static bool fork_locked;
-
-static void heap_atfork_prepare(void)
-{
-	fork_locked = fork_lock_prepare(&heap_lock);
-}
-
-static void heap_atfork_parent(void)
-{
-	fork_lock_parent(&heap_lock, fork_locked);
-}
-
-static void heap_atfork_child(void)
-{
-	fork_lock_child(&heap_lock, fork_locked);
-}

@@ -11,6 +11,8 @@
 
 #include <kmm/gfp.h>
 
+#include "lock.h"
+
 #pragma GCC visibility push(hidden)
 
 struct heap_stats {
@@ -39,8 +41,8 @@ void heap_stats(struct heap_stats *st);
 /* "kmalloc heap: spans N, in use N KiB, free N KiB" on fd (KMM_OPTIONS=stats=1). */
 void heap_show(int fd);
 
-/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
-void heap_register_atfork(void);
+/* The chunk heap's one lock; fork.c's handlers take it too. */
+extern struct kmm_lock heap_lock;
 
 #pragma GCC visibility pop
 

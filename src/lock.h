@@ -5,7 +5,7 @@
  * kmm_lock_spin() takes the same lock without ever sleeping: GFP_ATOMIC and
  * GFP_NOWAIT callers use it, as the kernel's atomic allocations spin on the
  * zone lock. A lock is reset to free in the child after fork (see
- * page_alloc.c's atfork handlers), so it must stay a plain word.
+ * fork.c's handlers), so it must stay a plain word.
  *
  * While the process has one thread (glibc's __libc_single_threaded, which
  * pthread_create clears before the new thread runs and never sets again),

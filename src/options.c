@@ -6,20 +6,18 @@
 #include "options.h"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "os.h"
 
 static struct kmm_options opts = { .rseq = -1, .decay_ms = -2 };
 static atomic_bool parsed KMM_HOT_DATA;
-static struct kmm_lock parse_lock KMM_HOT_DATA = KMM_LOCK_INIT;
+struct kmm_lock parse_lock KMM_HOT_DATA = KMM_LOCK_INIT;
 
 static bool parse_long(const char *s, size_t len, long *out)
 {
@@ -118,27 +116,4 @@ void kmm_options_log_load(void)
 		return;
 	kmm_dprint(fd, "%d %s\n", (int)getpid(), exe);
 	os_close(fd);
-}
-
-/* fork: a child must not inherit parse_lock held by a thread reading the options. */
-static bool fork_locked;
-
-static void options_atfork_prepare(void)
-{
-	fork_locked = fork_lock_prepare(&parse_lock);
-}
-
-static void options_atfork_parent(void)
-{
-	fork_lock_parent(&parse_lock, fork_locked);
-}
-
-static void options_atfork_child(void)
-{
-	fork_lock_child(&parse_lock, fork_locked);
-}
-
-void options_register_atfork(void)
-{
-	pthread_atfork(options_atfork_prepare, options_atfork_parent, options_atfork_child);
 }

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include "lock.h"
+
 #pragma GCC visibility push(hidden)
 
 struct kmm_options {
@@ -26,8 +28,8 @@ const struct kmm_options *kmm_options(void);
 /* Appends this process to log_load, if set (called once at start-up). */
 void kmm_options_log_load(void);
 
-/* Registers the fork handlers of the options' parse lock (page_alloc.c's constructor). */
-void options_register_atfork(void);
+/* Taken while the options are first read; fork.c's handlers take it too. */
+extern struct kmm_lock parse_lock;
 
 #pragma GCC visibility pop
 

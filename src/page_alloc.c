@@ -40,17 +40,13 @@
 #include <kmm/mmzone.h>
 
 #include "fork.h"
-#include "heap.h"
 #include "internal.h"
 #include "lock.h"
 #include "options.h"
 #include "os.h"
-#include "percpu.h"
 #include "rseq.h"
 #include "runs.h"
-#include "slab.h"
 #include "topology.h"
-#include "vmalloc.h"
 
 /* The per-CPU lists serve orders up to this one (the kernel's COSTLY order). */
 #define PCP_MAX_ORDER 3
@@ -710,35 +706,29 @@ KMM_API void kmm_drain_all_pages(void)
  * Start-up and fork
  */
 
-static bool fork_locked;	/* this fork's prepare handler took the locks */
-
-static void atfork_prepare(void)
+/*
+ * fork.c's handlers: the init lock, every per-CPU lock, the zone lock. nr_pcp
+ * is read under the init lock, which start-up holds while it sets it.
+ */
+void page_alloc_fork_lock(void)
 {
-	fork_locked = fork_prepare_begin();
-	if (!fork_locked)
-		return;
 	kmm_lock(&init_lock);
 	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
 		kmm_lock(&pcp_array[cpu].lock);
 	kmm_lock(&zone.lock);
 }
 
-static void atfork_parent(void)
+void page_alloc_fork_unlock(void)
 {
-	if (!fork_locked)
-		return;
 	kmm_unlock(&zone.lock);
 	for (unsigned int cpu = nr_pcp; cpu-- > 0;)
 		kmm_unlock(&pcp_array[cpu].lock);
 	kmm_unlock(&init_lock);
-	fork_parent_end();
 }
 
 /* The child has one thread: the one that forked, holding every lock. */
-static void atfork_child(void)
+void page_alloc_fork_reset(void)
 {
-	if (!fork_locked)
-		return;
 	kmm_lock_reset(&zone.lock);
 	for (unsigned int cpu = 0; cpu < nr_pcp; cpu++)
 		kmm_lock_reset(&pcp_array[cpu].lock);
@@ -804,34 +794,13 @@ static bool page_alloc_setup(void)
 }
 
 /*
- * Every layer's fork handlers, registered once while the process has one
- * thread (unless a library initialised before kmm started one), so that
- * every fork runs all of them, whatever has started. Registered lazily, by
- * the layer that starts, they missed the forks already under way: since
- * glibc 2.36 a fork runs its prepare handlers without holding the list's
- * lock, so a layer could register, start and take its lock while another
- * thread's fork went past, and the child inherited the lock held and hung
- * at its first allocation (tests/test_malloc.c's fork-boot run).
- *
- * Prepare handlers run in the reverse order of registration, and must take
- * the locks in their order: the topology's hwloc lock (held while hwloc
- * allocates), percpu (its lock held, it calls kmalloc), the page runs,
- * kmalloc's heap, the slab layer, vmalloc (its lock held, it maps its
- * registry with the page allocator), the page allocator, and the options'
- * parse lock (a leaf, first taken wherever the options are first read).
- * The boot arena's (preload/malloc.c) registers before all of these; its
- * lock is a leaf too. Each handler works before its layer has started.
+ * kmm's fork handlers (fork.c), registered while the process has one
+ * thread. Here, in a file every program that uses kmm links, so that a
+ * static link (libkmm.a, the unit tests' core library) keeps fork.c too.
  */
 __attribute__((constructor(KMM_CTOR_FORK))) static void register_fork_handlers(void)
 {
-	options_register_atfork();
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	vmalloc_register_atfork();
-	slab_register_atfork();
-	heap_register_atfork();
-	run_register_atfork();
-	pcpu_register_atfork();
-	topology_register_atfork();
+	fork_register_handlers();
 }
 
 /* Returns false (errno = ENOMEM) if the bookkeeping cannot be mapped. */

@@ -331,6 +331,11 @@ static inline void set_page_flags(struct page *page, unsigned long flags)
 	atomic_store_explicit(&page->flags, flags, memory_order_relaxed);
 }
 
+/* fork.c's handlers: the page allocator's locks, released, reset in the child. */
+void page_alloc_fork_lock(void);
+void page_alloc_fork_unlock(void);
+void page_alloc_fork_reset(void);
+
 #pragma GCC visibility pop
 
 #endif

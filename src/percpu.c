@@ -24,7 +24,6 @@
  * of nr_statics and never removed, so lookups need no lock.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -32,7 +31,6 @@
 #include <kmm/slab.h>
 
 #include "bitmap.h"
-#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "list.h"
@@ -62,7 +60,7 @@ struct pcpu_static {
 	char *copy;			/* CPU 0's copy of it */
 };
 
-static struct kmm_lock pcpu_lock = KMM_LOCK_INIT;
+struct kmm_lock pcpu_lock = KMM_LOCK_INIT;
 static struct list_head pcpu_chunks = { &pcpu_chunks, &pcpu_chunks };
 /*
  * The geometry is set once, under pcpu_lock, before the first area exists;
@@ -543,30 +541,4 @@ KMM_API bool kmm_this_cpu_cmpxchg(void *pcp, void *expect_then_old, const void *
 
 	store_value(expect_then_old, old, size);
 	return old == expect;
-}
-
-/* ---------------------------------------------------------------------------
- * fork: the chunks and their maps are whole in the child.
- */
-
-static bool fork_locked;
-
-static void pcpu_atfork_prepare(void)
-{
-	fork_locked = fork_lock_prepare(&pcpu_lock);
-}
-
-static void pcpu_atfork_parent(void)
-{
-	fork_lock_parent(&pcpu_lock, fork_locked);
-}
-
-static void pcpu_atfork_child(void)
-{
-	fork_lock_child(&pcpu_lock, fork_locked);
-}
-
-void pcpu_register_atfork(void)
-{
-	pthread_atfork(pcpu_atfork_prepare, pcpu_atfork_parent, pcpu_atfork_child);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"
+
 #pragma GCC visibility push(hidden)
 
 /* CPU 0's copy of a per-CPU allocation or registered static variable. */
@@ -19,8 +21,8 @@ uint64_t pcpu_this_cmpxchg(char *base, uint64_t expect, uint64_t newv, size_t si
 /* Swaps in newv; returns the old value. */
 uint64_t pcpu_this_xchg(char *base, uint64_t newv, size_t size);
 
-/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
-void pcpu_register_atfork(void);
+/* percpu's one lock; fork.c's handlers take it too. */
+extern struct kmm_lock pcpu_lock;
 
 #pragma GCC visibility pop
 

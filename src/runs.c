@@ -61,7 +61,6 @@
 #include <kmm/slab.h>
 
 #include "bitmap.h"
-#include "fork.h"
 #include "internal.h"
 #include "list.h"
 #include "lock.h"
@@ -119,9 +118,6 @@ struct run_pcp {
 static struct run_pcp *run_pcps;	/* NULL: no caches (the mapping failed) */
 static unsigned int nr_run_pcp;
 
-static void run_atfork_prepare(void);
-static void run_atfork_parent(void);
-static void run_atfork_child(void);
 
 static void run_decay_check(void);
 
@@ -134,17 +130,12 @@ static void run_setup(void)
 	for (unsigned int b = 0; b < RUN_NR_BINS; b++)
 		INIT_LIST_HEAD(&run_bins[b]);
 	run_top_keep = RUN_TOP_KEEP >> os_page_shift;
-	/* Under run_lock, which the fork handler takes to read them (run_atfork_prepare()). */
+	/* Under run_lock, which the fork handler takes to read them (run_fork_lock()). */
 	kmm_lock(&run_lock);
 	run_pcps = pcps;
 	nr_run_pcp = pcps ? n : 0;
 	kmm_unlock(&run_lock);
 	page_decay_register(run_decay_check);
-}
-
-void run_register_atfork(void)
-{
-	pthread_atfork(run_atfork_prepare, run_atfork_parent, run_atfork_child);
 }
 
 static unsigned long pages_for(size_t size)
@@ -797,8 +788,7 @@ void run_show(int fd)
  * fork
  */
 
-static bool fork_locked;
-static unsigned int fork_nr_pcp;	/* the caches this fork's prepare handler locked */
+static unsigned int fork_nr_pcp;	/* the caches run_fork_lock() locked */
 
 static void lock_run_pcps(unsigned int n)
 {
@@ -813,16 +803,14 @@ static void unlock_run_pcps(unsigned int n)
 }
 
 /*
- * Every cache's lock, then run_lock (the lock order). The caches may appear
- * meanwhile (run_setup() publishes them under run_lock): then again.
+ * fork.c's handlers: every cache's lock, then run_lock (the lock order).
+ * The caches may appear meanwhile (run_setup() publishes them under
+ * run_lock): then again.
  */
-static void run_atfork_prepare(void)
+void run_fork_lock(void)
 {
 	unsigned int n;
 
-	fork_locked = fork_prepare_begin();
-	if (!fork_locked)
-		return;
 	for (;;) {
 		kmm_lock(&run_lock);
 		n = nr_run_pcp;
@@ -837,19 +825,14 @@ static void run_atfork_prepare(void)
 	fork_nr_pcp = n;
 }
 
-static void run_atfork_parent(void)
+void run_fork_unlock(void)
 {
-	if (!fork_locked)
-		return;
 	kmm_unlock(&run_lock);
 	unlock_run_pcps(fork_nr_pcp);
-	fork_parent_end();
 }
 
-static void run_atfork_child(void)
+void run_fork_reset(void)
 {
-	if (!fork_locked)
-		return;
 	kmm_lock_reset(&run_lock);
 	for (unsigned int cpu = 0; cpu < fork_nr_pcp; cpu++)
 		kmm_lock_reset(&run_pcps[cpu].lock);

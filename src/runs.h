@@ -44,8 +44,10 @@ void run_count_resident(const struct page *head, const unsigned char *vec, unsig
 /* "kmalloc runs: spans N, in use N KiB, free N KiB" on fd (KMM_OPTIONS=stats=1). */
 void run_show(int fd);
 
-/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
-void run_register_atfork(void);
+/* fork.c's handlers: every lock of the page runs, released, reset in the child. */
+void run_fork_lock(void);
+void run_fork_unlock(void);
+void run_fork_reset(void);
 
 #pragma GCC visibility pop
 

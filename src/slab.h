@@ -219,8 +219,10 @@ static inline int slab_free_fast_index(unsigned int index, void *obj)
 	return slab_free_fast_at((uintptr_t)slab_percpu_slots + index * sizeof(void *), index, obj);
 }
 
-/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
-void slab_register_atfork(void);
+/* fork.c's handlers: every lock of the slab layer, released, reset in the child. */
+void slab_fork_lock(void);
+void slab_fork_unlock(void);
+void slab_fork_reset(void);
 
 #pragma GCC visibility pop
 

@@ -45,7 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fork.h"
 #include "internal.h"
 #include "options.h"
 #include "os.h"
@@ -1203,13 +1202,9 @@ static void init_cache_struct(struct kmem_cache *s, const char *name, unsigned i
 	s->cpu_slot0 = (uintptr_t)slab_percpu_slots;
 }
 
-static bool fork_locked;	/* this fork's prepare handler took the locks */
-
-static void atfork_prepare(void)
+/* fork.c's handlers: slab_init_lock, slab_mutex, then every cache's barn and list lock. */
+void slab_fork_lock(void)
 {
-	fork_locked = fork_prepare_begin();
-	if (!fork_locked)
-		return;
 	kmm_lock(&slab_init_lock);
 	kmm_lock(&slab_mutex);
 	for (struct list_head *e = slab_caches.next; e != &slab_caches; e = e->next) {
@@ -1220,10 +1215,8 @@ static void atfork_prepare(void)
 	}
 }
 
-static void atfork_parent(void)
+void slab_fork_unlock(void)
 {
-	if (!fork_locked)
-		return;
 	for (struct list_head *e = slab_caches.prev; e != &slab_caches; e = e->prev) {
 		struct kmem_cache *s = list_entry(e, struct kmem_cache, list);
 
@@ -1232,13 +1225,10 @@ static void atfork_parent(void)
 	}
 	kmm_unlock(&slab_mutex);
 	kmm_unlock(&slab_init_lock);
-	fork_parent_end();
 }
 
-static void atfork_child(void)
+void slab_fork_reset(void)
 {
-	if (!fork_locked)
-		return;
 	for (struct list_head *e = slab_caches.next; e != &slab_caches; e = e->next) {
 		struct kmem_cache *s = list_entry(e, struct kmem_cache, list);
 
@@ -1317,11 +1307,6 @@ void slab_setup_unlock(void)
 bool slab_is_ready(void)
 {
 	return atomic_load_explicit(&slab_ready, memory_order_acquire);
-}
-
-void slab_register_atfork(void)
-{
-	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
 bool slab_init(void)

@@ -18,7 +18,6 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,6 @@
 
 #include <kmm/topology.h>
 
-#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "options.h"
@@ -141,7 +139,7 @@ unsigned int topology_nr_nodes(void)
  * The full view: sysfs, refined by hwloc where it is installed
  */
 
-static struct kmm_lock hwloc_lock = KMM_LOCK_INIT;
+struct kmm_lock hwloc_lock = KMM_LOCK_INIT;
 static bool topology_loaded;
 static struct kmm_topology topology_view;
 
@@ -284,27 +282,4 @@ __attribute__((constructor)) static void topology_print_at_start(void)
 {
 	if (kmm_options()->topology)
 		kmm_show_topology(STDERR_FILENO);
-}
-
-/* fork: a child must not inherit hwloc_lock held by a thread inside kmm_topology(). */
-static bool fork_locked;
-
-static void topology_atfork_prepare(void)
-{
-	fork_locked = fork_lock_prepare(&hwloc_lock);
-}
-
-static void topology_atfork_parent(void)
-{
-	fork_lock_parent(&hwloc_lock, fork_locked);
-}
-
-static void topology_atfork_child(void)
-{
-	fork_lock_child(&hwloc_lock, fork_locked);
-}
-
-void topology_register_atfork(void)
-{
-	pthread_atfork(topology_atfork_prepare, topology_atfork_parent, topology_atfork_child);
 }

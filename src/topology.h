@@ -6,14 +6,16 @@
 #ifndef KMM_TOPOLOGY_H
 #define KMM_TOPOLOGY_H
 
+#include "lock.h"
+
 #pragma GCC visibility push(hidden)
 
 unsigned int topology_nr_possible_cpus(void);
 unsigned int topology_cache_line(void);
 unsigned int topology_nr_nodes(void);
 
-/* Registers the fork handlers of the hwloc lock (page_alloc.c's constructor). */
-void topology_register_atfork(void);
+/* Held while hwloc loads (kmm_topology()); fork.c's handlers take it too. */
+extern struct kmm_lock hwloc_lock;
 
 #pragma GCC visibility pop
 

@@ -20,13 +20,11 @@
 #include "vmalloc.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 
 #include <kmm/mmzone.h>
 #include <kmm/vmalloc.h>
 
-#include "fork.h"
 #include "internal.h"
 #include "lock.h"
 #include "os.h"
@@ -41,7 +39,7 @@ struct vmap_area {
 	bool huge;
 };
 
-static struct kmm_lock vmap_lock KMM_HOT_DATA = KMM_LOCK_INIT;
+struct kmm_lock vmap_lock KMM_HOT_DATA = KMM_LOCK_INIT;
 static struct vmap_area *areas KMM_HOT_DATA;	/* sorted by addr */
 static size_t nr_areas KMM_HOT_DATA, max_areas KMM_HOT_DATA;
 
@@ -479,30 +477,4 @@ KMM_API void kmm_show_vmallocinfo(int fd)
 			   (void *)((char *)info.addr + info.size), info.size, info.caller,
 			   info.nr_pages, info.huge ? " huge" : "");
 	}
-}
-
-/* ---------------------------------------------------------------------------
- * fork: the registry and the recycle cache are whole in the child.
- */
-
-static bool fork_locked;
-
-static void vmalloc_atfork_prepare(void)
-{
-	fork_locked = fork_lock_prepare(&vmap_lock);
-}
-
-static void vmalloc_atfork_parent(void)
-{
-	fork_lock_parent(&vmap_lock, fork_locked);
-}
-
-static void vmalloc_atfork_child(void)
-{
-	fork_lock_child(&vmap_lock, fork_locked);
-}
-
-void vmalloc_register_atfork(void)
-{
-	pthread_atfork(vmalloc_atfork_prepare, vmalloc_atfork_parent, vmalloc_atfork_child);
 }

@@ -9,6 +9,8 @@
 
 #include <kmm/gfp.h>
 
+#include "lock.h"
+
 #pragma GCC visibility push(hidden)
 
 /*
@@ -33,8 +35,8 @@ void vmalloc_totals(size_t *areas, size_t *bytes);
 /* The usable size of the area starting exactly at addr; 0 if there is none. */
 size_t vmalloc_size(const void *addr);
 
-/* Registers the layer's fork handlers (page_alloc.c's constructor, in lock order). */
-void vmalloc_register_atfork(void);
+/* The registry's and the recycle cache's lock; fork.c's handlers take it too. */
+extern struct kmm_lock vmap_lock;
 
 #pragma GCC visibility pop
 
