@@ -176,7 +176,7 @@ static void boot_populate(size_t end, size_t limit)
 	boot_populated = to;
 }
 
-static void *boot_alloc(size_t size, size_t limit)
+KMM_HOT_TEXT static void *boot_alloc(size_t size, size_t limit)
 {
 	size_t need = boot_need(size);
 	struct boot_header *h;
@@ -207,22 +207,22 @@ static void *boot_alloc(size_t size, size_t limit)
  * requests take boot_lock. boot_lock is a leaf: nothing else is locked
  * under it.
  */
-static void boot_atfork_prepare(void)
+KMM_HOT_TEXT static void boot_atfork_prepare(void)
 {
 	boot_fork_locked = fork_lock_prepare(&boot_lock);
 }
 
-static void boot_atfork_parent(void)
+KMM_HOT_TEXT static void boot_atfork_parent(void)
 {
 	fork_lock_parent(&boot_lock, boot_fork_locked);
 }
 
-static void boot_atfork_child(void)
+KMM_HOT_TEXT static void boot_atfork_child(void)
 {
 	fork_lock_child(&boot_lock, boot_fork_locked);
 }
 
-__attribute__((constructor(KMM_CTOR_BOOT_FORK))) static void boot_register_atfork(void)
+KMM_HOT_TEXT __attribute__((constructor(KMM_CTOR_BOOT_FORK))) static void boot_register_atfork(void)
 {
 	pthread_atfork(boot_atfork_prepare, boot_atfork_parent, boot_atfork_child);
 }
@@ -253,7 +253,7 @@ static bool boot_page_idle(uintptr_t a, uintptr_t page)
  * no live block is on and that lies wholly below boot_used, where no block
  * will be carved again; neighbours go in one call.
  */
-static void boot_release(void)
+KMM_HOT_TEXT static void boot_release(void)
 {
 	uintptr_t base = (uintptr_t)boot_arena(), page, run = 0;
 
@@ -279,7 +279,7 @@ static void boot_release(void)
  * its pages go back to the OS when nothing on them is live, each time
  * BOOT_RELEASE_BATCH chunks have gone idle, and all of them on malloc_trim.
  */
-static void boot_free(void *p, const char *who)
+KMM_HOT_TEXT static void boot_free(void *p, const char *who)
 {
 	struct boot_header *h = boot_header_of(p);
 	size_t at = (size_t)((unsigned char *)h - boot_arena());
@@ -335,7 +335,7 @@ static void *boot_vmalloc(size_t size, size_t align, gfp_t gfp)
  * alignment, or after BOOT_LARGE_MAX areas, so that a program looping on big
  * buffers soon gets page runs.
  */
-static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
+KMM_HOT_TEXT static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 {
 	static atomic_uint large;
 	void *p = NULL;
@@ -370,7 +370,7 @@ static inline size_t malloc_size(size_t size)
 	return (size + (size == 0) + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1);
 }
 
-static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
+KMM_HOT_TEXT static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
 {
 	size_t rounded = malloc_size(size);
 	void *p;
@@ -389,14 +389,14 @@ static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
 	return p ? p : kmalloc_slow(rounded, gfp);
 }
 
-KMM_API void *malloc(size_t size)
+KMM_HOT_TEXT KMM_API void *malloc(size_t size)
 {
 	void *p = kmalloc_fast_any(malloc_size(size));
 
 	return likely(p) ? p : malloc_slow(size, MALLOC_GFP);
 }
 
-static void __attribute__((noinline)) free_slow(void *p, const char *who)
+KMM_HOT_TEXT static void __attribute__((noinline)) free_slow(void *p, const char *who)
 {
 	if (is_boot(p)) {
 		boot_free(p, who);
@@ -414,7 +414,7 @@ static inline bool in_boot_space(const void *p)
 	return (uintptr_t)p - (uintptr_t)boot_arena_space < sizeof(boot_arena_space);
 }
 
-KMM_API void free(void *p)
+KMM_HOT_TEXT KMM_API void free(void *p)
 {
 	/*
 	 * NULL and the arena's blocks before the lookup: kfree_fast() reads the
@@ -429,7 +429,7 @@ KMM_API void free(void *p)
 	free_slow(p, "free");
 }
 
-KMM_API void *calloc(size_t n, size_t size)
+KMM_HOT_TEXT KMM_API void *calloc(size_t n, size_t size)
 {
 	size_t bytes;
 	void *p;
@@ -458,12 +458,12 @@ KMM_API void *calloc(size_t n, size_t size)
 }
 
 /* Usable bytes of a block, for realloc and malloc_usable_size. */
-static size_t usable_size(const void *p, const char *who)
+KMM_HOT_TEXT static size_t usable_size(const void *p, const char *who)
 {
 	return is_boot(p) ? boot_size(p) : kmalloc_usable_size(p, who);
 }
 
-static void *realloc_move(void *p, size_t old, size_t size)
+KMM_HOT_TEXT static void *realloc_move(void *p, size_t old, size_t size)
 {
 	void *n = malloc(size);
 
@@ -477,7 +477,7 @@ static void *realloc_move(void *p, size_t old, size_t size)
 	return n;
 }
 
-KMM_API void *realloc(void *p, size_t size)
+KMM_HOT_TEXT KMM_API void *realloc(void *p, size_t size)
 {
 	size_t old, rounded;
 
@@ -525,7 +525,7 @@ KMM_API void *realloc(void *p, size_t size)
 	return realloc_move(p, old, size);
 }
 
-KMM_API void *reallocarray(void *p, size_t n, size_t size)
+KMM_HOT_TEXT KMM_API void *reallocarray(void *p, size_t n, size_t size)
 {
 	size_t bytes;
 
@@ -540,7 +540,7 @@ KMM_API void *reallocarray(void *p, size_t n, size_t size)
  * Aligned allocation
  */
 
-static void *aligned(size_t align, size_t size)
+KMM_HOT_TEXT static void *aligned(size_t align, size_t size)
 {
 	size_t rounded = malloc_size(size);
 	void *p;
@@ -564,7 +564,7 @@ static bool power_of_two(size_t n)
 	return n && !(n & (n - 1));
 }
 
-KMM_API int posix_memalign(void **memptr, size_t align, size_t size)
+KMM_HOT_TEXT KMM_API int posix_memalign(void **memptr, size_t align, size_t size)
 {
 	int saved = errno;
 	void *p;
@@ -580,7 +580,7 @@ KMM_API int posix_memalign(void **memptr, size_t align, size_t size)
 	return 0;
 }
 
-KMM_API void *aligned_alloc(size_t align, size_t size)
+KMM_HOT_TEXT KMM_API void *aligned_alloc(size_t align, size_t size)
 {
 	if (!power_of_two(align)) {
 		errno = EINVAL;
@@ -590,7 +590,7 @@ KMM_API void *aligned_alloc(size_t align, size_t size)
 }
 
 /* As glibc: an alignment that is no power of two is rounded up to one. */
-KMM_API void *memalign(size_t align, size_t size)
+KMM_HOT_TEXT KMM_API void *memalign(size_t align, size_t size)
 {
 	size_t pow2 = MALLOC_ALIGN;
 
@@ -620,7 +620,7 @@ KMM_API void *pvalloc(size_t size)
 	return aligned(page, rounded ? rounded : page);
 }
 
-KMM_API size_t malloc_usable_size(void *p)
+KMM_HOT_TEXT KMM_API size_t malloc_usable_size(void *p)
 {
 	return p ? usable_size(p, "malloc_usable_size") : 0;
 }
@@ -842,7 +842,7 @@ KMM_API void cfree(void *p)
 }
 
 /* KMM_OPTIONS=stats=1: the allocator's tables on stderr when the program ends. */
-__attribute__((destructor)) static void malloc_exit_stats(void)
+KMM_HOT_TEXT __attribute__((destructor)) static void malloc_exit_stats(void)
 {
 	if (!kmm_options()->stats)
 		return;

@@ -38,7 +38,7 @@ static bool fork_locked;	/* this fork's prepare handler took the locks */
  * it), the page allocator's, and the options' parse lock, a leaf first
  * taken wherever the options are first read.
  */
-static void kmm_fork_prepare(void)
+KMM_HOT_TEXT static void kmm_fork_prepare(void)
 {
 	fork_locked = fork_prepare_begin();
 	if (!fork_locked)
@@ -53,7 +53,7 @@ static void kmm_fork_prepare(void)
 	kmm_lock(&parse_lock);
 }
 
-static void kmm_fork_parent(void)
+KMM_HOT_TEXT static void kmm_fork_parent(void)
 {
 	if (!fork_locked)
 		return;
@@ -68,7 +68,7 @@ static void kmm_fork_parent(void)
 	fork_parent_end();
 }
 
-static void kmm_fork_child(void)
+KMM_HOT_TEXT static void kmm_fork_child(void)
 {
 	if (!fork_locked)
 		return;
@@ -82,7 +82,7 @@ static void kmm_fork_child(void)
 	kmm_lock_reset(&hwloc_lock);
 }
 
-void fork_register_handlers(void)
+KMM_HOT_TEXT void fork_register_handlers(void)
 {
 	pthread_atfork(kmm_fork_prepare, kmm_fork_parent, kmm_fork_child);
 }

@@ -93,7 +93,7 @@ static size_t span_bytes(void)
 
 static void heap_decay_check(void);
 
-static void heap_setup(void)
+KMM_HOT_TEXT static void heap_setup(void)
 {
 	for (int b = 0; b < HEAP_NR_BINS; b++)
 		INIT_LIST_HEAD(&heap_bins[b]);
@@ -202,7 +202,7 @@ static struct heap_chunk *take_fit(size_t need)
 }
 
 /* Marks the dirty extent of c's span to cover [c, c + len). */
-static void note_written(struct heap_chunk *c, size_t len)
+KMM_HOT_TEXT static void note_written(struct heap_chunk *c, size_t len)
 {
 	uintptr_t base = span_base_of(c);
 	struct page *head = addr_to_page((void *)base);
@@ -216,7 +216,7 @@ static void note_written(struct heap_chunk *c, size_t len)
  * c keeps need of its bytes; what is left, if it can be a chunk, becomes a
  * free one, as dirty as the free space it was (epoch).
  */
-static void split_rest(struct heap_chunk *c, size_t need, uint32_t epoch)
+KMM_HOT_TEXT static void split_rest(struct heap_chunk *c, size_t need, uint32_t epoch)
 {
 	size_t rest = c->size - need;
 	struct heap_chunk *r;
@@ -278,7 +278,7 @@ static struct heap_chunk *span_new(gfp_t gfp)
 }
 
 /* Gives an empty span's pages back, saying how far they were written. */
-static void span_free(struct page *head)
+KMM_HOT_TEXT static void span_free(struct page *head)
 {
 	unsigned long dirty = (head->private + os_page_size - 1) >> os_page_shift;
 
@@ -298,7 +298,7 @@ static void span_free(struct page *head)
  * lock: a chunk released outside it could be handed out meanwhile.
  * Returns the pages given back.
  */
-static unsigned long release_free_interiors(uint32_t limit)
+KMM_HOT_TEXT static unsigned long release_free_interiors(uint32_t limit)
 {
 	unsigned long pages = 0;
 
@@ -343,7 +343,7 @@ static struct page *heap_decay(void)
 }
 
 /* The decay without an allocation or a free of a chunk (page_decay_register()). */
-static void heap_decay_check(void)
+KMM_HOT_TEXT static void heap_decay_check(void)
 {
 	struct page *idle;
 
@@ -358,12 +358,12 @@ static void heap_decay_check(void)
  * Allocation and free
  */
 
-void *heap_alloc(size_t size, gfp_t gfp)
+KMM_HOT_TEXT void *heap_alloc(size_t size, gfp_t gfp)
 {
 	return heap_alloc_tagged(size, gfp, 0);
 }
 
-void *heap_alloc_tagged(size_t size, gfp_t gfp, uint32_t tag)
+KMM_HOT_TEXT void *heap_alloc_tagged(size_t size, gfp_t gfp, uint32_t tag)
 {
 	size_t need = chunk_need(size);
 	struct heap_chunk *c;
@@ -407,7 +407,7 @@ void *heap_alloc_tagged(size_t size, gfp_t gfp, uint32_t tag)
  * predecessor: a pointer into a payload that happens to hold CHUNK_USED 16
  * bytes before it is still caught (unless the program forged it all).
  */
-static struct heap_chunk *chunk_of(const void *p, const char *who)
+KMM_HOT_TEXT static struct heap_chunk *chunk_of(const void *p, const char *who)
 {
 	struct heap_chunk *c = (struct heap_chunk *)((uintptr_t)p - HEAP_HEADER);
 	uintptr_t base = span_base_of(p);
@@ -428,7 +428,7 @@ static struct heap_chunk *chunk_of(const void *p, const char *who)
 		"not the start of an allocation (double free, or a pointer into an object)");
 }
 
-uint32_t heap_free(const void *p, const char *who)
+KMM_HOT_TEXT uint32_t heap_free(const void *p, const char *who)
 {
 	struct heap_chunk *c, *n, *prev;
 	struct page *empty = NULL, *idle;
@@ -476,7 +476,7 @@ uint32_t heap_free(const void *p, const char *who)
  * hold size, and gives back what it does not need. A buffer grown in steps
  * copies nothing while the span has room behind it.
  */
-bool heap_grow_in_place(const void *p, size_t size)
+KMM_HOT_TEXT bool heap_grow_in_place(const void *p, size_t size)
 {
 	size_t need = chunk_need(size);
 	struct heap_chunk *c, *n;
@@ -505,7 +505,7 @@ bool heap_grow_in_place(const void *p, size_t size)
  * beyond size gives that tail back, merged with a free chunk after it, as
  * glibc's realloc does.
  */
-void heap_shrink_in_place(const void *p, size_t size)
+KMM_HOT_TEXT void heap_shrink_in_place(const void *p, size_t size)
 {
 	size_t need = chunk_need(size);
 	struct heap_chunk *c, *r, *n;
@@ -528,7 +528,7 @@ void heap_shrink_in_place(const void *p, size_t size)
 	kmm_unlock(&heap_lock);
 }
 
-size_t heap_usable_size(const void *p, const char *who)
+KMM_HOT_TEXT size_t heap_usable_size(const void *p, const char *who)
 {
 	size_t size;
 

@@ -93,6 +93,18 @@ static inline void kmm_counter_add(atomic_ulong *counter, unsigned long v)
 #define KMM_HOT_DATA __attribute__((section(".data.kmm_hot")))
 
 /*
+ * For the functions that a process running on kmm executes: the malloc
+ * family's paths, start-up, decay, fork and exit; not the kernel API's
+ * other calls, statistics, debugging or error reports. src/libkmm.ld puts
+ * them right after the headers and read-only data, so that with the
+ * segment aligned to 64 KiB they share the kernel's first fault-around
+ * window, and the rest of the text is mapped only by a process that runs
+ * it. The set was measured (gcov over the real-program workloads; see
+ * docs/malloc.md#text-layout); a test checks that it fits the window.
+ */
+#define KMM_HOT_TEXT __attribute__((section(".text.hot.kmm")))
+
+/*
  * kmm_report() formats a line (a subset of printf: %s %c %d %u %x %p %%,
  * with the 'l' and 'z' length modifiers, the '#' flag, a field width, and
  * %.*s)

@@ -69,7 +69,7 @@ static unsigned char kmalloc_medium[(256 * 1024) >> KMALLOC_MEDIUM_SHIFT];
 struct kmalloc_slot kmalloc_table[KMALLOC_TABLE_MAX / 8 + 1] KMM_HOT_DATA;
 
 /* The class index of size (1 <= size <= kmalloc_max_cache_size). */
-static unsigned int size_to_class(size_t size)
+KMM_HOT_TEXT static unsigned int size_to_class(size_t size)
 {
 	unsigned int k, step, first;
 
@@ -89,7 +89,7 @@ static unsigned int size_to_class(size_t size)
 	return first + (unsigned int)((size - (1UL << k) + step - 1) / step) - 1;
 }
 
-static unsigned int class_size(unsigned int idx)
+KMM_HOT_TEXT static unsigned int class_size(unsigned int idx)
 {
 	unsigned int k;
 
@@ -124,7 +124,7 @@ static void kmalloc_name(char name[32], unsigned int size)
 }
 
 /* Called by slab_init() before the fast paths switch on. */
-bool kmalloc_init(void)
+KMM_HOT_TEXT bool kmalloc_init(void)
 {
 	unsigned int max = 4 * (unsigned int)os_page_size;
 
@@ -283,7 +283,7 @@ static void *kmalloc_class(unsigned int idx, size_t size, gfp_t gfp)
 }
 
 /* Not inlined into kmm_kmalloc(), whose fast path would then need a stack frame. */
-void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
+KMM_HOT_TEXT void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
 {
 	void *obj;
 
@@ -302,7 +302,7 @@ void *__attribute__((noinline)) kmalloc_slow(size_t size, gfp_t gfp)
 	return obj;
 }
 
-void *kmalloc_fast_medium(size_t size)
+KMM_HOT_TEXT void *kmalloc_fast_medium(size_t size)
 {
 	struct kmem_cache *s;
 
@@ -320,14 +320,14 @@ void *kmalloc_fast_medium(size_t size)
  * cache and cleared the object, kzalloc+kfree took 139 instructions at 16
  * bytes and 238 at 1024; this way 92 and 152 (bench/instructions.sh).
  */
-static void *__attribute__((noinline)) kzalloc_any(size_t size, gfp_t gfp)
+KMM_HOT_TEXT static void *__attribute__((noinline)) kzalloc_any(size_t size, gfp_t gfp)
 {
 	void *obj = likely(size - 1 < KMALLOC_TABLE_MAX) ? kzalloc_fast(size) : NULL;
 
 	return likely(obj) ? obj : kmalloc_slow(size, gfp);
 }
 
-KMM_API void *kmm_kmalloc(size_t size, gfp_t gfp)
+KMM_HOT_TEXT KMM_API void *kmm_kmalloc(size_t size, gfp_t gfp)
 {
 	void *obj;
 
@@ -377,7 +377,7 @@ static void vfree_area(const void *p, size_t size)
 }
 
 /* Everything but a slab object whose free fits this CPU's sheaf. */
-void kfree_slow(const void *p, const char *who)
+KMM_HOT_TEXT void kfree_slow(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
 	size_t size;
@@ -431,7 +431,7 @@ void kfree_slow(const void *p, const char *who)
  */
 #define MOVED_RELEASE_MIN (1024 * 1024)
 
-void kfree_moved(const void *p, const char *who)
+KMM_HOT_TEXT void kfree_moved(const void *p, const char *who)
 {
 	struct page *page = addr_to_page(p);
 
@@ -442,7 +442,7 @@ void kfree_moved(const void *p, const char *who)
 	kfree_slow(p, who);
 }
 
-KMM_API void kmm_kfree(const void *p)
+KMM_HOT_TEXT KMM_API void kmm_kfree(const void *p)
 {
 	if (likely(kfree_fast(p)))
 		return;
@@ -450,7 +450,7 @@ KMM_API void kmm_kfree(const void *p)
 }
 
 /* One section lookup serves both slab objects and page runs (realloc asks on every call). */
-size_t kmalloc_usable_size(const void *p, const char *who)
+KMM_HOT_TEXT size_t kmalloc_usable_size(const void *p, const char *who)
 {
 	struct mem_section *ms = section_lookup((uintptr_t)p);
 	size_t size = 0;
@@ -525,7 +525,7 @@ unsigned long kmalloc_trim(void)
  * space after it: a buffer grown by realloc neither copies nor holds the
  * old and the new block at once. False for anything else.
  */
-bool kmalloc_grow_in_place(const void *p, size_t new_size)
+KMM_HOT_TEXT bool kmalloc_grow_in_place(const void *p, size_t new_size)
 {
 	struct page *page = addr_to_page(p);
 
@@ -541,7 +541,7 @@ bool kmalloc_grow_in_place(const void *p, size_t new_size)
  * its tail back (false, nothing done, for slab objects, which stay in their
  * class, and vmalloc areas, which mremap).
  */
-bool kmalloc_shrink_in_place(const void *p, size_t new_size)
+KMM_HOT_TEXT bool kmalloc_shrink_in_place(const void *p, size_t new_size)
 {
 	struct page *page = addr_to_page(p);
 

@@ -14,7 +14,7 @@ static void futex(atomic_int *word, int op, int val)
 	syscall(SYS_futex, word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
 }
 
-void kmm_lock_slow(struct kmm_lock *lock)
+KMM_HOT_TEXT void kmm_lock_slow(struct kmm_lock *lock)
 {
 	int c;
 
@@ -31,7 +31,7 @@ void kmm_lock_slow(struct kmm_lock *lock)
 	}
 }
 
-void kmm_unlock_wake(struct kmm_lock *lock)
+KMM_HOT_TEXT void kmm_unlock_wake(struct kmm_lock *lock)
 {
 	futex(&lock->state, FUTEX_WAKE, 1);
 }

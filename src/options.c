@@ -83,7 +83,7 @@ static void parse(const char *s)
 	}
 }
 
-const struct kmm_options *kmm_options(void)
+KMM_HOT_TEXT const struct kmm_options *kmm_options(void)
 {
 	if (atomic_load_explicit(&parsed, memory_order_acquire))
 		return &opts;
@@ -100,7 +100,7 @@ const struct kmm_options *kmm_options(void)
 	return &opts;
 }
 
-void kmm_options_log_load(void)
+KMM_HOT_TEXT void kmm_options_log_load(void)
 {
 	const struct kmm_options *o = kmm_options();
 	char exe[256];

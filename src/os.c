@@ -68,7 +68,7 @@ static atomic_bool spare_made;
 /* 0: page size unknown, 1: being read, 2: os_page_size and os_page_shift set. */
 static atomic_int os_state KMM_HOT_DATA;
 
-void os_init(void)
+KMM_HOT_TEXT void os_init(void)
 {
 	int expect = 0;
 	long size;
@@ -99,7 +99,7 @@ void os_init(void)
 }
 
 /* size bytes at a multiple of align from spare sp, or NULL. */
-static void *carve_from(struct spare *sp, size_t size, size_t align)
+KMM_HOT_TEXT static void *carve_from(struct spare *sp, size_t size, size_t align)
 {
 	uintptr_t cur = atomic_load_explicit(&sp->cursor, memory_order_acquire), start;
 
@@ -127,7 +127,7 @@ static bool spare_release(void)
 }
 
 /* A trimmed-off piece: the first big one becomes the mapped spare, the rest go. */
-static void keep_or_unmap(uintptr_t start, size_t size)
+KMM_HOT_TEXT static void keep_or_unmap(uintptr_t start, size_t size)
 {
 	if (size >= 64 * os_page_size && !atomic_exchange(&spare_made, true)) {
 		map_spare.end = start + size;
@@ -137,7 +137,7 @@ static void keep_or_unmap(uintptr_t start, size_t size)
 	munmap((void *)start, size);
 }
 
-static void *map_at(void *hint, size_t size)
+KMM_HOT_TEXT static void *map_at(void *hint, size_t size)
 {
 	void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		       -1, 0);
@@ -147,7 +147,7 @@ static void *map_at(void *hint, size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-void *os_map(size_t size)
+KMM_HOT_TEXT void *os_map(size_t size)
 {
 	void *p = carve_from(&map_spare, (size + os_page_size - 1) & ~(os_page_size - 1), os_page_size);
 
@@ -159,7 +159,7 @@ void *os_map(size_t size)
 	return p;
 }
 
-void *os_map_meta(size_t size, size_t align)
+KMM_HOT_TEXT void *os_map_meta(size_t size, size_t align)
 {
 	void *p;
 
@@ -233,7 +233,7 @@ static void *map_aligned_trimmed(size_t size, size_t align, uintptr_t *low)
 	return (void *)start;
 }
 
-void *os_map_aligned(size_t size, size_t align)
+KMM_HOT_TEXT void *os_map_aligned(size_t size, size_t align)
 {
 	uintptr_t hint, low = 0;
 	void *p;
@@ -273,13 +273,13 @@ void *os_map_aligned(size_t size, size_t align)
 	return p;
 }
 
-void os_unmap(void *addr, size_t size)
+KMM_HOT_TEXT void os_unmap(void *addr, size_t size)
 {
 	if (munmap(addr, size) != 0)
 		kmm_bug("munmap(%p, %zu) failed: errno %d", addr, size, errno);
 }
 
-void os_release(void *addr, size_t size)
+KMM_HOT_TEXT void os_release(void *addr, size_t size)
 {
 	/*
 	 * MADV_DONTNEED, not MADV_FREE: the range must read back as zeros, so
@@ -300,7 +300,7 @@ void os_release(void *addr, size_t size)
  */
 static atomic_bool populate_works = true;
 
-void os_populate(void *addr, size_t size)
+KMM_HOT_TEXT void os_populate(void *addr, size_t size)
 {
 #ifdef MADV_POPULATE_WRITE
 	uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(os_page_size - 1);
@@ -318,7 +318,7 @@ void os_populate(void *addr, size_t size)
 #endif
 }
 
-void os_protect_none(void *addr, size_t size)
+KMM_HOT_TEXT void os_protect_none(void *addr, size_t size)
 {
 	if (mprotect(addr, size, PROT_NONE) != 0)
 		kmm_bug("mprotect(%p, %zu, PROT_NONE) failed: errno %d", addr, size, errno);
@@ -391,12 +391,12 @@ bool os_resident(void *addr, size_t pages, unsigned char *vec)
 	return true;
 }
 
-int os_open(const char *path, int flags, mode_t mode)
+KMM_HOT_TEXT int os_open(const char *path, int flags, mode_t mode)
 {
 	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
 }
 
-ssize_t os_read(int fd, void *buf, size_t size)
+KMM_HOT_TEXT ssize_t os_read(int fd, void *buf, size_t size)
 {
 	return (ssize_t)syscall(SYS_read, fd, buf, size);
 }
@@ -406,7 +406,7 @@ ssize_t os_write(int fd, const void *buf, size_t size)
 	return (ssize_t)syscall(SYS_write, fd, buf, size);
 }
 
-void os_close(int fd)
+KMM_HOT_TEXT void os_close(int fd)
 {
 	syscall(SYS_close, fd);
 }

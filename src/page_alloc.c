@@ -116,7 +116,7 @@ static inline unsigned long page_index(const struct page *page)
 	return (unsigned long)(page - page_section(page)->pages);
 }
 
-struct kmem_cache *page_slab_cache(const struct page *page)
+KMM_HOT_TEXT struct kmem_cache *page_slab_cache(const struct page *page)
 {
 	return page_section(page)->slab_cache[page_index(page)];
 }
@@ -126,7 +126,7 @@ struct kmem_cache *page_slab_cache(const struct page *page)
  * slab existed until after it is gone (a section leaves only when all its
  * pages are free), so the owner check cannot race with a change of owner.
  */
-void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int index)
+KMM_HOT_TEXT void set_page_slab_cache(struct page *page, struct kmem_cache *s, unsigned int index)
 {
 	struct mem_section *ms = page_section(page);
 	uintptr_t idx = ms->start >> section_shift;
@@ -176,7 +176,7 @@ static void section_hash_place(uintptr_t idx)
 }
 
 /* Zone lock held. Returns false if the table leaf cannot be mapped. */
-static bool section_set(uintptr_t start, struct mem_section *ms)
+KMM_HOT_TEXT static bool section_set(uintptr_t start, struct mem_section *ms)
 {
 	uintptr_t idx = start >> section_shift;
 	_Atomic(section_slot *) *root = &section_root[idx >> SECTION_LEAF_BITS];
@@ -239,7 +239,7 @@ static unsigned long dirty_merged(unsigned long lower, unsigned long upper, unsi
 	return upper ? (1UL << order) + upper : lower;
 }
 
-static void add_to_free_list(struct zone *z, struct page *page, unsigned int order,
+KMM_HOT_TEXT static void add_to_free_list(struct zone *z, struct page *page, unsigned int order,
 			     unsigned long dirty)
 {
 	struct free_area *area = &z->free_area[order];
@@ -258,7 +258,7 @@ static void add_to_free_list(struct zone *z, struct page *page, unsigned int ord
 }
 
 /* Takes a block off its free list; private keeps its dirty extent. */
-static void del_from_free_list(struct zone *z, struct page *page, unsigned int order)
+KMM_HOT_TEXT static void del_from_free_list(struct zone *z, struct page *page, unsigned int order)
 {
 	list_del(&page->lru);
 	z->dirty_pages -= page->private;
@@ -312,7 +312,7 @@ static unsigned int dirty_fit_order(const struct zone *z, unsigned int order)
 }
 
 /* The block's dirty extent is left in page->private. */
-static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
+KMM_HOT_TEXT static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
 {
 	unsigned int o = dirty_fit_order(z, order);
 	struct page *page;
@@ -327,7 +327,7 @@ static struct page *__rmqueue_smallest(struct zone *z, unsigned int order)
 }
 
 /* Frees a block into the zone, merging with its buddy as long as it is free. */
-static void __free_one_page(struct zone *z, struct page *page, unsigned int order,
+KMM_HOT_TEXT static void __free_one_page(struct zone *z, struct page *page, unsigned int order,
 			    unsigned long dirty)
 {
 	struct mem_section *ms = page_section(page);
@@ -362,7 +362,7 @@ static bool watermark_ok(const struct zone *z, unsigned int order, gfp_t gfp)
 }
 
 /* Zone lock held. Maps one more section into the zone. */
-static int grow_zone(struct zone *z)
+KMM_HOT_TEXT static int grow_zone(struct zone *z)
 {
 	/* The section first: its alignment trim leaves room for the descriptors. */
 	void *mem = os_map_aligned(section_size, section_size);
@@ -392,7 +392,7 @@ static int grow_zone(struct zone *z)
  */
 
 /* Zone lock held: dirty free blocks, largest first, until at most target dirty pages stay. */
-static void isolate_dirty_blocks(struct zone *z, unsigned long target, struct list_head *release)
+KMM_HOT_TEXT static void isolate_dirty_blocks(struct zone *z, unsigned long target, struct list_head *release)
 {
 	for (int o = MAX_PAGE_ORDER; o >= 0 && z->dirty_pages > target; o--) {
 		struct free_area *area = &z->free_area[o];
@@ -446,7 +446,7 @@ static void isolate_for_purge(struct zone *z, unsigned long target,
  * Zone lock not held: gives the dirty pages of isolated free blocks back to
  * the OS, then frees the blocks back with extent 0. Returns the pages.
  */
-static unsigned long release_isolated(struct zone *z, struct list_head *release)
+KMM_HOT_TEXT static unsigned long release_isolated(struct zone *z, struct list_head *release)
 {
 	unsigned long done = 0;
 
@@ -483,7 +483,7 @@ static unsigned long release_isolated(struct zone *z, struct list_head *release)
  * tests/programs 10920 -> 10672 KiB; the other programs and the large
  * rows of bench/workloads unchanged within their noise.
  */
-void page_release_for_run(unsigned long pages)
+KMM_HOT_TEXT void page_release_for_run(unsigned long pages)
 {
 	struct list_head release;
 
@@ -581,7 +581,7 @@ static void free_one_page(struct zone *z, struct page *page, unsigned int order,
  * Per-CPU page lists
  */
 
-static struct per_cpu_pages *this_cpu_pcp(void)
+KMM_HOT_TEXT static struct per_cpu_pages *this_cpu_pcp(void)
 {
 	unsigned int cpu = kmm_current_cpu();
 
@@ -592,7 +592,7 @@ static struct per_cpu_pages *this_cpu_pcp(void)
 }
 
 /* Zone lock held: returns pcp pages to the buddy lists, coldest first. */
-static void free_pcppages_bulk(struct zone *z, struct per_cpu_pages *pcp,
+KMM_HOT_TEXT static void free_pcppages_bulk(struct zone *z, struct per_cpu_pages *pcp,
 			       unsigned long count)
 {
 	unsigned int order = 0;
@@ -798,13 +798,13 @@ static bool page_alloc_setup(void)
  * thread. Here, in a file every program that uses kmm links, so that a
  * static link (libkmm.a, the unit tests' core library) keeps fork.c too.
  */
-__attribute__((constructor(KMM_CTOR_FORK))) static void register_fork_handlers(void)
+KMM_HOT_TEXT __attribute__((constructor(KMM_CTOR_FORK))) static void register_fork_handlers(void)
 {
 	fork_register_handlers();
 }
 
 /* Returns false (errno = ENOMEM) if the bookkeeping cannot be mapped. */
-bool page_alloc_init(void)
+KMM_HOT_TEXT bool page_alloc_init(void)
 {
 	bool ok = true;
 
@@ -829,7 +829,7 @@ bool page_alloc_init(void)
  */
 
 /* Takes from the zone, growing it when the request may map memory. */
-static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, unsigned long *dirty)
+KMM_HOT_TEXT static struct page *rmqueue_zone(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
 	bool may_sleep = gfp & __GFP_DIRECT_RECLAIM;
 	bool may_map = gfp & (__GFP_DIRECT_RECLAIM | __GFP_HIGH);
@@ -912,7 +912,7 @@ static void warn_alloc(gfp_t gfp, unsigned int order, const char *why)
  * A block of 2^order pages, not yet marked allocated, and its dirty extent;
  * NULL with errno set.
  */
-static struct page *alloc_block(gfp_t gfp, unsigned int order, unsigned long *dirty)
+KMM_HOT_TEXT static struct page *alloc_block(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
 	struct page *page = NULL;
 
@@ -955,7 +955,7 @@ static void set_allocated(struct page *page, unsigned int order)
 	set_page_flags(page, PG_alloc);
 }
 
-struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty)
+KMM_HOT_TEXT struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty)
 {
 	struct page *page = alloc_block(gfp, order, dirty);
 
@@ -964,7 +964,7 @@ struct page *page_alloc_run(gfp_t gfp, unsigned int order, unsigned long *dirty)
 	return page;
 }
 
-KMM_API struct page *kmm_alloc_pages(gfp_t gfp, unsigned int order)
+KMM_HOT_TEXT KMM_API struct page *kmm_alloc_pages(gfp_t gfp, unsigned int order)
 {
 	unsigned long dirty = 0;
 	struct page *page = page_alloc_run(gfp, order, &dirty);
@@ -1004,7 +1004,7 @@ static _Noreturn void bad_page_free(const struct page *page, unsigned int order)
 		"(double free, or a pointer into a block)", addr);
 }
 
-static void free_checked(struct page *page, unsigned int order, unsigned long dirty)
+KMM_HOT_TEXT static void free_checked(struct page *page, unsigned int order, unsigned long dirty)
 {
 	if (unlikely(!(page_flags(page) & PG_alloc) || page->order != order))
 		bad_page_free(page, order);
@@ -1017,12 +1017,12 @@ static void free_checked(struct page *page, unsigned int order, unsigned long di
 	free_one_page(&zone, page, order, dirty);
 }
 
-void page_free_run(struct page *page, unsigned long dirty)
+KMM_HOT_TEXT void page_free_run(struct page *page, unsigned long dirty)
 {
 	free_checked(page, page->order, dirty);
 }
 
-KMM_API void kmm___free_pages(struct page *page, unsigned int order)
+KMM_HOT_TEXT KMM_API void kmm___free_pages(struct page *page, unsigned int order)
 {
 	if (unlikely(!page))
 		kmm_bug("BUG: __free_pages(NULL, %u)", order);
@@ -1144,7 +1144,7 @@ KMM_API unsigned int kmm_page_shift(void)
 	return (unsigned int)__builtin_ctzl(kmm_page_size());
 }
 
-KMM_API void *kmm_page_address(const struct page *page)
+KMM_HOT_TEXT KMM_API void *kmm_page_address(const struct page *page)
 {
 	return page ? page_to_virt(page) : NULL;
 }
@@ -1306,7 +1306,7 @@ KMM_API void kmm_show_resident(int fd)
 typedef void (*decay_hook_fn)(void);
 static _Atomic(decay_hook_fn) decay_hooks[MAX_DECAY_HOOKS];
 
-void page_decay_register(void (*fn)(void))
+KMM_HOT_TEXT void page_decay_register(void (*fn)(void))
 {
 	for (unsigned int i = 0; i < MAX_DECAY_HOOKS; i++) {
 		decay_hook_fn none = NULL;
@@ -1317,7 +1317,7 @@ void page_decay_register(void (*fn)(void))
 	kmm_bug("BUG: page_decay_register: more than %d decay hooks", MAX_DECAY_HOOKS);
 }
 
-void page_decay_check(void)
+KMM_HOT_TEXT void page_decay_check(void)
 {
 	bool purge;
 
@@ -1339,7 +1339,7 @@ void page_decay_check(void)
 
 #define DECAY_CLOCK_MIN_MS 10
 
-uint32_t decay_tick(struct decay_clock *clock)
+KMM_HOT_TEXT uint32_t decay_tick(struct decay_clock *clock)
 {
 	long decay = page_decay_ms();
 	unsigned long now, every;
@@ -1355,7 +1355,7 @@ uint32_t decay_tick(struct decay_clock *clock)
 }
 
 /* Before the zone starts, what it will start with: vmalloc's recycling asks. */
-long page_decay_ms(void)
+KMM_HOT_TEXT long page_decay_ms(void)
 {
 	if (!atomic_load_explicit(&page_alloc_ready, memory_order_acquire))
 		return configured_decay_ms();

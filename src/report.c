@@ -215,7 +215,7 @@ _Noreturn void kmm_bug(const char *fmt, ...)
 	abort();
 }
 
-unsigned long kmm_now_ms(void)
+KMM_HOT_TEXT unsigned long kmm_now_ms(void)
 {
 	struct timespec ts;
 

@@ -121,7 +121,7 @@ static unsigned int nr_run_pcp;
 
 static void run_decay_check(void);
 
-static void run_setup(void)
+KMM_HOT_TEXT static void run_setup(void)
 {
 	unsigned int n = topology_nr_possible_cpus();
 	/* Left zero: each list is set up by its first use (list_init_lazy()). */
@@ -148,7 +148,7 @@ static unsigned long pages_for(size_t size)
  */
 
 /* The first dirty range in [*from, end): its start in *from; its length, 0 if none. */
-static unsigned long next_dirty(const unsigned long *map, unsigned long *from, unsigned long end)
+KMM_HOT_TEXT static unsigned long next_dirty(const unsigned long *map, unsigned long *from, unsigned long end)
 {
 	unsigned long i = bitmap_find(map, *from, end, true);
 
@@ -210,7 +210,7 @@ static bool extent_has_tail(const struct page *head, unsigned long len)
 	return span_index(head) + len < SPAN_PAGES;
 }
 
-static void extent_add(struct page *head, unsigned long len, uint32_t epoch)
+KMM_HOT_TEXT static void extent_add(struct page *head, unsigned long len, uint32_t epoch)
 {
 	struct page *tail = head + len - 1;
 	unsigned int b = bin_of(len);
@@ -227,7 +227,7 @@ static void extent_add(struct page *head, unsigned long len, uint32_t epoch)
 }
 
 /* Takes a free extent off its bin and drops its marks; returns its length. */
-static unsigned long extent_del(struct page *head)
+KMM_HOT_TEXT static unsigned long extent_del(struct page *head)
 {
 	unsigned long len = head->private;
 	unsigned int b = bin_of(len);
@@ -307,7 +307,7 @@ static bool empty_span_kept(void)
  * Gives back the dirty pages from..end (pages from head) of the free extent
  * head; returns how many. Its decay epoch stays: that is the caller's.
  */
-static unsigned long release_dirty(struct page *head, unsigned long from, unsigned long end)
+KMM_HOT_TEXT static unsigned long release_dirty(struct page *head, unsigned long from, unsigned long end)
 {
 	struct run_span *span = span_of(head);
 	struct page *first = page_section(head)->pages;
@@ -364,7 +364,7 @@ static void top_keep_raise(unsigned long n)
  * the free extents beside them. Returns the span's head if that left it
  * empty while another empty span is kept: the caller gives it back unlocked.
  */
-static struct page *free_extent(struct page *page, unsigned long n, bool dirty)
+KMM_HOT_TEXT static struct page *free_extent(struct page *page, unsigned long n, bool dirty)
 {
 	unsigned long idx = span_index(page);
 	uint32_t epoch = dirty ? run_clock.epoch : RUN_CLEAN;
@@ -413,7 +413,7 @@ static struct page *span_new(gfp_t gfp)
 }
 
 /* Gives an empty span (off its bin) back to the zone, run_lock dropped. */
-static void span_free(struct page *head)
+KMM_HOT_TEXT static void span_free(struct page *head)
 {
 	struct run_span *span = head->freelist;
 	unsigned long dirty = dirty_extent(span->dirty);
@@ -426,7 +426,7 @@ static void span_free(struct page *head)
 	page_free_run(head, dirty);
 }
 
-static void spans_free(struct list_head *list)
+KMM_HOT_TEXT static void spans_free(struct list_head *list)
 {
 	while (!list_empty(list)) {
 		struct page *head = list_first_entry(list, struct page, lru);
@@ -454,7 +454,7 @@ static unsigned long release_extent(struct page *head)
  * pages back; empty spans that did go onto empty, off their bin, for the
  * caller to give back unlocked. Returns the pages released.
  */
-static unsigned long release_free(uint32_t limit, struct list_head *empty)
+KMM_HOT_TEXT static unsigned long release_free(uint32_t limit, struct list_head *empty)
 {
 	unsigned long pages = 0;
 
@@ -494,7 +494,7 @@ static void run_decay(struct list_head *empty)
  * run_lock held: the run headed by page (n pages, dirty or released) goes
  * free in its span; a span that leaves goes onto empty.
  */
-static void free_locked(struct page *page, unsigned long n, bool dirty, struct list_head *empty)
+KMM_HOT_TEXT static void free_locked(struct page *page, unsigned long n, bool dirty, struct list_head *empty)
 {
 	struct page *idle;
 
@@ -511,7 +511,7 @@ static void free_locked(struct page *page, unsigned long n, bool dirty, struct l
  */
 
 /* A cache's lock held: its runs go back to their spans until it holds at most keep pages. */
-static void pcp_drain(struct run_pcp *pcp, unsigned long keep, struct list_head *empty)
+KMM_HOT_TEXT static void pcp_drain(struct run_pcp *pcp, unsigned long keep, struct list_head *empty)
 {
 	kmm_lock(&run_lock);
 	for (unsigned int len = RUN_PCP_MAX_PAGES; len > 0 && pcp->pages > keep; len--) {
@@ -532,7 +532,7 @@ static bool run_pcps_in_use(void)
 	return !__libc_single_threaded && nr_run_pcp;
 }
 
-static struct run_pcp *this_cpu_run_pcp(unsigned long n)
+KMM_HOT_TEXT static struct run_pcp *this_cpu_run_pcp(unsigned long n)
 {
 	if (!run_pcps_in_use() || n > RUN_PCP_MAX_PAGES)
 		return NULL;
@@ -575,7 +575,7 @@ static struct page *pcp_take(unsigned long n)
 }
 
 /* Every cache back to the spans: the decay and malloc_trim. */
-static void pcp_drain_all(struct list_head *empty)
+KMM_HOT_TEXT static void pcp_drain_all(struct list_head *empty)
 {
 	/* Never used yet: leave their pages untouched. */
 	if (!run_pcps_in_use())
@@ -591,7 +591,7 @@ static void pcp_drain_all(struct list_head *empty)
 }
 
 /* The decay without an allocation or a free of a run (page_decay_register()). */
-static void run_decay_check(void)
+KMM_HOT_TEXT static void run_decay_check(void)
 {
 	struct list_head empty;
 
@@ -611,7 +611,7 @@ static void run_decay_check(void)
  * The dirty pages among a new run's, by its span's bits map (under
  * run_lock, or a copy of them); with zero, they are cleared.
  */
-static unsigned long run_dirty_pages(struct page *run, unsigned long need,
+KMM_HOT_TEXT static unsigned long run_dirty_pages(struct page *run, unsigned long need,
 				     const unsigned long *map, bool zero)
 {
 	unsigned long from = span_index(run), end = from + need, n, dirty = 0;
@@ -625,7 +625,7 @@ static unsigned long run_dirty_pages(struct page *run, unsigned long need,
 	return dirty;
 }
 
-void *run_alloc(size_t size, size_t align, gfp_t gfp)
+KMM_HOT_TEXT void *run_alloc(size_t size, size_t align, gfp_t gfp)
 {
 	unsigned long need = pages_for(size), dirty, off, len, snap[SPAN_WORDS];
 	unsigned long mask = align > os_page_size ? (align >> os_page_shift) - 1 : 0;
@@ -674,7 +674,7 @@ void *run_alloc(size_t size, size_t align, gfp_t gfp)
 	return page_to_virt(run);
 }
 
-void run_free(struct page *page, bool release)
+KMM_HOT_TEXT void run_free(struct page *page, bool release)
 {
 	unsigned long n = page->private >> os_page_shift;
 	struct list_head empty;
@@ -694,7 +694,7 @@ void run_free(struct page *page, bool release)
 	spans_free(&empty);
 }
 
-bool run_resize_in_place(struct page *page, size_t size)
+KMM_HOT_TEXT bool run_resize_in_place(struct page *page, size_t size)
 {
 	unsigned long want = pages_for(size), n, len;
 	struct page *next;

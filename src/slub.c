@@ -162,7 +162,7 @@ static void set_freepointer(const struct kmem_cache *s, void *obj, void *next)
  * object when the object must keep its contents while free (a constructor,
  * poisoning, red zones).
  */
-static void calculate_sizes(struct kmem_cache *s)
+KMM_HOT_TEXT static void calculate_sizes(struct kmem_cache *s)
 {
 	unsigned int word = sizeof(void *);
 	unsigned int end;
@@ -196,7 +196,7 @@ static void set_slab_order(struct kmem_cache *s, unsigned int order)
  * 1/4), as the kernel's calculate_order() does, holding at least four
  * objects when the object is small enough.
  */
-static bool calculate_order(struct kmem_cache *s)
+KMM_HOT_TEXT static bool calculate_order(struct kmem_cache *s)
 {
 	static const unsigned int fractions[] = { 16, 8, 4, 1 };
 	unsigned int max_order = MAX_SLAB_ORDER;
@@ -334,7 +334,7 @@ static void check_on_free(const struct kmem_cache *s, void *obj)
  * Slabs
  */
 
-static void node_lock(struct kmem_cache_node *n, gfp_t gfp)
+KMM_HOT_TEXT static void node_lock(struct kmem_cache_node *n, gfp_t gfp)
 {
 	if (gfp & __GFP_DIRECT_RECLAIM)
 		kmm_lock(&n->list_lock);
@@ -413,7 +413,7 @@ static void remove_partial(struct kmem_cache_node *n, struct page *slab)
  * from its untouched tail in one go (a sheaf fill takes dozens). Returns
  * how many.
  */
-static unsigned int take_objects(struct kmem_cache *s, struct kmem_cache_node *n,
+KMM_HOT_TEXT static unsigned int take_objects(struct kmem_cache *s, struct kmem_cache_node *n,
 				 void **objs, unsigned int want)
 {
 	struct page *slab = list_first_entry(&n->partial, struct page, lru);
@@ -448,7 +448,7 @@ static unsigned int take_objects(struct kmem_cache *s, struct kmem_cache_node *n
  * list_lock held. Puts obj back in its slab; an empty slab beyond
  * MIN_PARTIAL (or any empty slab with shrink) moves to *discard.
  */
-static void put_object(struct kmem_cache *s, struct kmem_cache_node *n, void *obj,
+KMM_HOT_TEXT static void put_object(struct kmem_cache *s, struct kmem_cache_node *n, void *obj,
 		       struct list_head *discard, bool shrink)
 {
 	struct page *slab = obj_slab(obj);
@@ -474,7 +474,7 @@ static void put_object(struct kmem_cache *s, struct kmem_cache_node *n, void *ob
 	}
 }
 
-static void discard_all(struct kmem_cache *s, struct list_head *discard)
+KMM_HOT_TEXT static void discard_all(struct kmem_cache *s, struct list_head *discard)
 {
 	while (!list_empty(discard)) {
 		struct page *slab = list_first_entry(discard, struct page, lru);
@@ -485,7 +485,7 @@ static void discard_all(struct kmem_cache *s, struct list_head *discard)
 }
 
 /* Makes sure the node has a partial slab; takes and returns with list_lock held. */
-static bool node_ensure_partial(struct kmem_cache *s, struct kmem_cache_node *n, gfp_t gfp)
+KMM_HOT_TEXT static bool node_ensure_partial(struct kmem_cache *s, struct kmem_cache_node *n, gfp_t gfp)
 {
 	struct page *slab;
 
@@ -503,7 +503,7 @@ static bool node_ensure_partial(struct kmem_cache *s, struct kmem_cache_node *n,
 }
 
 /* One object straight from the slabs (no sheaves), with the debug checks. */
-static void *node_alloc(struct kmem_cache *s, gfp_t gfp)
+KMM_HOT_TEXT static void *node_alloc(struct kmem_cache *s, gfp_t gfp)
 {
 	struct kmem_cache_node *n = &s->node;
 	void *obj = NULL;
@@ -518,7 +518,7 @@ static void *node_alloc(struct kmem_cache *s, gfp_t gfp)
 	return obj;
 }
 
-static void node_free(struct kmem_cache *s, void *obj)
+KMM_HOT_TEXT static void node_free(struct kmem_cache *s, void *obj)
 {
 	struct kmem_cache_node *n = &s->node;
 	struct list_head discard;
@@ -553,7 +553,7 @@ static bool node_fill_sheaf(struct kmem_cache *s, struct slab_sheaf *sheaf, gfp_
 	return sheaf->size > 0;
 }
 
-static void node_flush_sheaf(struct kmem_cache *s, struct slab_sheaf *sheaf, bool shrink)
+KMM_HOT_TEXT static void node_flush_sheaf(struct kmem_cache *s, struct slab_sheaf *sheaf, bool shrink)
 {
 	struct kmem_cache_node *n = &s->node;
 	struct list_head discard;
@@ -626,7 +626,7 @@ static struct slab_sheaf *barn_pop(struct slab_sheaf **list, unsigned int *count
 }
 
 /* A request that may not sleep spins for the barn's lock. */
-static void barn_lock(struct node_barn *barn, gfp_t gfp)
+KMM_HOT_TEXT static void barn_lock(struct node_barn *barn, gfp_t gfp)
 {
 	if (gfp & __GFP_DIRECT_RECLAIM)
 		kmm_lock(&barn->lock);
@@ -754,7 +754,7 @@ static unsigned int barn_max_full(void)
 }
 
 /* Parks a sheaf this thread owns; beyond the barn's limits it goes to the slabs. */
-static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
+KMM_HOT_TEXT static void barn_put(struct kmem_cache *s, struct slab_sheaf *sheaf)
 {
 	struct node_barn *barn = &s->barn;
 
@@ -857,7 +857,7 @@ static struct slab_sheaf **thread_slots(void)
 }
 
 /* This context's slot for s, and in rseq mode the CPU it belongs to. */
-static struct slab_sheaf **current_slot(struct kmem_cache *s, unsigned int *cpu)
+KMM_HOT_TEXT static struct slab_sheaf **current_slot(struct kmem_cache *s, unsigned int *cpu)
 {
 	struct slab_sheaf **slots;
 
@@ -873,7 +873,7 @@ static struct slab_sheaf **current_slot(struct kmem_cache *s, unsigned int *cpu)
 }
 
 /* Replaces *slot if it still holds expect (and, with rseq, we are still on cpu). */
-static bool replace_slot(struct slab_sheaf **slot, unsigned int cpu, struct slab_sheaf *expect,
+KMM_HOT_TEXT static bool replace_slot(struct slab_sheaf **slot, unsigned int cpu, struct slab_sheaf *expect,
 			 struct slab_sheaf *newv)
 {
 #ifdef KMM_HAVE_RSEQ_OPS
@@ -910,7 +910,7 @@ static void release_sheaf(struct kmem_cache *s, struct slab_sheaf **slot, unsign
  * committed on cpu; a migration between them leaves the spare slot empty or
  * sends a sheaf to the barn, never two owners. True if *slot changed.
  */
-static bool swap_spare(struct kmem_cache *s, struct slab_sheaf **slot, unsigned int cpu,
+KMM_HOT_TEXT static bool swap_spare(struct kmem_cache *s, struct slab_sheaf **slot, unsigned int cpu,
 		       struct slab_sheaf *cur, bool for_alloc)
 {
 	struct slab_sheaf **spare = spare_slot(slot);
@@ -949,7 +949,7 @@ static bool swap_spare(struct kmem_cache *s, struct slab_sheaf **slot, unsigned 
  * last CPU is looked at, one compare in a slow path; a process that moved
  * from CPU to CPU gathers each cache's sheaves from wherever it last ran.
  */
-static void gather_stranded(struct kmem_cache *s, unsigned int cpu)
+KMM_HOT_TEXT static void gather_stranded(struct kmem_cache *s, unsigned int cpu)
 {
 #ifdef KMM_HAVE_RSEQ_OPS
 	unsigned int last;
@@ -976,7 +976,7 @@ static void gather_stranded(struct kmem_cache *s, unsigned int cpu)
 #endif
 }
 
-void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
+KMM_HOT_TEXT void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 {
 	if (unlikely(!slab_init()))
 		return NULL;
@@ -1021,7 +1021,7 @@ void *slab_alloc_slow(struct kmem_cache *s, gfp_t gfp)
 	}
 }
 
-void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
+KMM_HOT_TEXT void slab_free_slow(struct kmem_cache *s, void *obj, int fast)
 {
 	if (fast < 0)
 		slab_double_free(obj);
@@ -1191,7 +1191,8 @@ static void init_cache_struct(struct kmem_cache *s, const char *name, unsigned i
 			      unsigned int align, slab_flags_t flags, void (*ctor)(void *))
 {
 	memset(s, 0, sizeof(*s));
-	kmm_snprint(s->name, sizeof(s->name), "%s", name);
+	/* Not kmm_snprint(): its formatter would be hot text for one copy. */
+	memcpy(s->name, name, strnlen(name, sizeof(s->name) - 1));
 	s->object_size = size;
 	s->flags = flags;
 	s->ctor = ctor;
@@ -1293,23 +1294,23 @@ static bool slab_setup(void)
  * The lock that start-up holds, for kmalloc's caches made on first use:
  * the fork handlers take it before slab_mutex, so no child inherits it held.
  */
-void slab_setup_lock(void)
+KMM_HOT_TEXT void slab_setup_lock(void)
 {
 	kmm_lock(&slab_init_lock);
 }
 
-void slab_setup_unlock(void)
+KMM_HOT_TEXT void slab_setup_unlock(void)
 {
 	kmm_unlock(&slab_init_lock);
 }
 
 /* Whether the slab layer has started (without starting it). */
-bool slab_is_ready(void)
+KMM_HOT_TEXT bool slab_is_ready(void)
 {
 	return atomic_load_explicit(&slab_ready, memory_order_acquire);
 }
 
-bool slab_init(void)
+KMM_HOT_TEXT bool slab_init(void)
 {
 	bool ok = true;
 
@@ -1351,7 +1352,7 @@ static unsigned int assign_index(struct kmem_cache *s)
 	return SLAB_NO_SHEAVES;
 }
 
-struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsigned int align,
+KMM_HOT_TEXT struct kmem_cache *slab_create_cache(const char *name, unsigned int size, unsigned int align,
 				     slab_flags_t flags, void (*ctor)(void *))
 {
 	struct kmem_cache *s;

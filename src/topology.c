@@ -53,7 +53,7 @@ static bool read_sysfs(const char *path, char *buf, size_t size)
 }
 
 /* The highest number in a kernel CPU/node list ("0-3,8-11") plus one; 0 if none. */
-static unsigned int list_span(const char *path)
+KMM_HOT_TEXT static unsigned int list_span(const char *path)
 {
 	char buf[256];
 	unsigned long highest = 0;
@@ -120,7 +120,7 @@ static unsigned int compute_nodes(void)
 	return n ? n : 1;
 }
 
-unsigned int topology_nr_possible_cpus(void)
+KMM_HOT_TEXT unsigned int topology_nr_possible_cpus(void)
 {
 	return cached(&nr_possible, compute_possible);
 }
@@ -278,7 +278,7 @@ KMM_API void kmm_show_topology(int fd)
  * A constructor is a safe place for dlopen; allocations inside it are served
  * like any other.
  */
-__attribute__((constructor)) static void topology_print_at_start(void)
+KMM_HOT_TEXT __attribute__((constructor)) static void topology_print_at_start(void)
 {
 	if (kmm_options()->topology)
 		kmm_show_topology(STDERR_FILENO);

@@ -73,7 +73,7 @@ static size_t area_search(uintptr_t a)
 }
 
 /* vmap_lock held. The area starting exactly at a, or NULL. */
-static struct vmap_area *area_at(uintptr_t a)
+KMM_HOT_TEXT static struct vmap_area *area_at(uintptr_t a)
 {
 	size_t i = area_search(a);
 
@@ -90,7 +90,7 @@ static struct vmap_area *area_at(uintptr_t a)
 static struct vmap_area boot_areas[BOOT_AREAS];
 
 /* vmap_lock held. Grows the array, past the static one from the page allocator. */
-static bool area_reserve(void)
+KMM_HOT_TEXT static bool area_reserve(void)
 {
 	size_t want = 2 * max_areas;
 	struct vmap_area *bigger;
@@ -114,7 +114,7 @@ static bool area_reserve(void)
 }
 
 /* vmap_lock held. */
-static bool __area_insert(const struct vmap_area *va)
+KMM_HOT_TEXT static bool __area_insert(const struct vmap_area *va)
 {
 	size_t i;
 
@@ -146,7 +146,7 @@ static void area_remove(struct vmap_area *va)
 	nr_areas--;
 }
 
-static struct vmap_area take_area(const void *addr, const char *caller)
+KMM_HOT_TEXT static struct vmap_area take_area(const void *addr, const char *caller)
 {
 	struct vmap_area *va, copy;
 
@@ -172,7 +172,7 @@ static void *map_area(size_t total, size_t align)
 	return align ? os_map_aligned(total, align) : os_map(total);
 }
 
-void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
+KMM_HOT_TEXT void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 {
 	struct vmap_area va = { .caller = caller, .huge = align == HUGE_ALIGN };
 	size_t total;
@@ -212,7 +212,7 @@ void *vmalloc_caller(size_t size, gfp_t gfp, size_t align, void *caller)
 }
 
 /* vmap_lock held. Moves the expired areas (all, if everything) to out. */
-static unsigned int recycle_expire(struct vmap_area *out, bool everything)
+KMM_HOT_TEXT static unsigned int recycle_expire(struct vmap_area *out, bool everything)
 {
 	long decay = page_decay_ms();
 	unsigned long now = kmm_now_ms();
@@ -263,7 +263,7 @@ static void *recycle_take(size_t size, void *caller)
 	return (void *)va->addr;
 }
 
-void *vmalloc_recycled(size_t size, gfp_t gfp, void *caller)
+KMM_HOT_TEXT void *vmalloc_recycled(size_t size, gfp_t gfp, void *caller)
 {
 	struct vmap_area expired[RECYCLE_SLOTS];
 	unsigned int n;
@@ -281,7 +281,7 @@ void *vmalloc_recycled(size_t size, gfp_t gfp, void *caller)
 	return p;
 }
 
-void vfree_recycle(const void *addr)
+KMM_HOT_TEXT void vfree_recycle(const void *addr)
 {
 	struct vmap_area expired[RECYCLE_SLOTS + 1];
 	struct vmap_area va = take_area(addr, "kfree");
@@ -306,7 +306,7 @@ void vfree_recycle(const void *addr)
 	unmap_all(expired, n);
 }
 
-void vmalloc_recycle_drain(void)
+KMM_HOT_TEXT void vmalloc_recycle_drain(void)
 {
 	struct vmap_area expired[RECYCLE_SLOTS];
 	unsigned int n;
@@ -322,7 +322,7 @@ KMM_API void *kmm_vmalloc(size_t size, gfp_t gfp, bool huge)
 	return vmalloc_caller(size, gfp, huge ? HUGE_ALIGN : 0, __builtin_return_address(0));
 }
 
-KMM_API void kmm_vfree(const void *addr)
+KMM_HOT_TEXT KMM_API void kmm_vfree(const void *addr)
 {
 	struct vmap_area va;
 
@@ -332,7 +332,7 @@ KMM_API void kmm_vfree(const void *addr)
 	unmap_area(&va);
 }
 
-size_t vmalloc_size(const void *addr)
+KMM_HOT_TEXT size_t vmalloc_size(const void *addr)
 {
 	struct vmap_area *va;
 	size_t size = 0;
