@@ -484,7 +484,7 @@ KMM_API size_t kmm_ksize(const void *p)
  * are naturally aligned; a page run starts where its span allows, and a
  * span is aligned to its size.
  */
-void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp)
+KMM_HOT_TEXT void *kmalloc_aligned(size_t size, size_t align, gfp_t gfp)
 {
 	size_t want = size > align ? size : align;
 	void *p;
