@@ -55,7 +55,7 @@
 
 static struct kmem_cache *kmalloc_caches[KMALLOC_MAX_CLASSES];	/* NULL until used */
 static unsigned int nr_kmalloc_classes;
-static size_t kmalloc_max_cache_size;
+static size_t kmalloc_max_cache_size KMM_HOT_DATA;	/* read before start-up too */
 /*
  * Above KMALLOC_TABLE_MAX, every class boundary is a multiple of 256 bytes:
  * the class of size is kmalloc_medium[(size - 1) >> KMALLOC_MEDIUM_SHIFT],

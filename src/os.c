@@ -61,8 +61,13 @@ struct spare {
 	uintptr_t end;
 };
 
-/* Static storage in .bss (section_table.c), then the first section's trim. */
-static struct spare bss_spare, map_spare;
+/*
+ * Static storage in .bss (section_table.c), then the first section's trim.
+ * In .data, not .bss: os_init() sets up bss_spare in every process, and
+ * a process's first vmalloc area (a 64 KiB buffer, before start-up) reads
+ * map_spare; neither then costs a page of .bss.
+ */
+static struct spare bss_spare KMM_HOT_DATA, map_spare KMM_HOT_DATA;
 static atomic_bool spare_made;
 
 /* 0: page size unknown, 1: being read, 2: os_page_size and os_page_shift set. */

@@ -104,7 +104,7 @@ size_t section_meta_align;
 static atomic_ulong zeroed_skipped, zeroed_cleared;
 static atomic_uint failure_warnings;
 
-static atomic_bool page_alloc_ready;
+static atomic_bool page_alloc_ready KMM_HOT_DATA;	/* read before start-up too */
 static struct kmm_lock init_lock = KMM_LOCK_INIT;
 
 /* ---------------------------------------------------------------------------

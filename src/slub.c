@@ -65,7 +65,8 @@ _Atomic int slab_mode KMM_HOT_DATA;
 #ifdef KMM_HAVE_RSEQ_OPS
 ptrdiff_t kmm_rseq_offset;
 #endif
-struct slab_sheaf slab_dummy_sheaf;
+/* Read by every malloc before start-up: in .data, not a .bss page of its own. */
+struct slab_sheaf slab_dummy_sheaf KMM_HOT_DATA;
 /*
  * A thread's slots until it has its own. Before start-up only index 0 (the
  * unready cache) is ever looked up; slab_setup() fills the rest, in
@@ -107,7 +108,7 @@ static pthread_key_t slab_thread_key;
 static struct kmem_cache kmem_cache_boot;
 static struct kmem_cache sheaf_cache_boot;
 
-static atomic_bool slab_ready;
+static atomic_bool slab_ready KMM_HOT_DATA;	/* read before start-up too */
 static struct kmm_lock slab_init_lock = KMM_LOCK_INIT;
 
 /* ---------------------------------------------------------------------------
