@@ -96,9 +96,9 @@ static inline void kmm_counter_add(atomic_ulong *counter, unsigned long v)
  * For the functions that a process running on kmm executes: the malloc
  * family's paths, start-up, decay, fork and exit; not the kernel API's
  * other calls, statistics, debugging or error reports. src/libkmm.ld puts
- * them right after the headers and read-only data, so that with the
- * segment aligned to 64 KiB they share the kernel's first fault-around
- * window, and the rest of the text is mapped only by a process that runs
+ * them right after the headers and read-only data, in the first 64 KiB of
+ * the file, which the kernel maps at the dynamic loader's first touch of
+ * the headers; the rest of the text is mapped only by a process that runs
  * it. The set was measured (gcov over the real-program workloads; see
  * docs/malloc.md#text-layout); a test checks that it fits the window.
  */
