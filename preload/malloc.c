@@ -12,8 +12,8 @@
  * Bootstrap: kmm's start-up needs no constructor (the constructors only
  * register fork handlers). The first call of the process starts
  * it, and if kmm's start-up itself calls into libc and libc allocates,
- * that nested request is served from a small static arena (freeing it is a
- * no-op), so nothing recurses.
+ * that nested request is served from a static arena, so nothing
+ * recurses.
  *
  * The same arena serves a process's first requests, up to BOOT_EARLY_LIMIT
  * bytes in all, before kmm's page and slab layers start: a process that
@@ -23,11 +23,12 @@
  * page fault and a zeroed page, about 12 us on the virtual machines kmm is
  * measured on, which made `sh -c true` 1.18 times glibc's time (now 1.03).
  * Buffers of 64 KiB and more get vmalloc areas meanwhile, a few of them.
- * The first request that does not fit starts kmm; the arena's blocks stay
- * where they are and their space is never handed out again (so that it
- * reads as zeros for calloc), but once kmm has started, the arena pages
- * whose blocks are all freed go back to the OS, in batches. KMM_OPTIONS=boot_arena=0
- * starts kmm at the first call instead.
+ * While the arena is open, freed blocks serve again (boot_reuse()). The
+ * first request that does not fit, or that finds too much of the arena
+ * dead, starts kmm; the arena's blocks stay where they are and their space
+ * is not handed out again, but once kmm has started, the arena pages whose
+ * blocks are all freed go back to the OS, in batches.
+ * KMM_OPTIONS=boot_arena=0 starts kmm at the first call instead.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -61,9 +62,9 @@
  * The bootstrap arena
  */
 
-#define BOOT_ARENA_SIZE (128 * 1024)
+#define BOOT_ARENA_SIZE (512 * 1024)
 /* The rest is kept for requests nested inside kmm's start-up. */
-#define BOOT_EARLY_LIMIT (112 * 1024)
+#define BOOT_EARLY_LIMIT (496 * 1024)
 #define BOOT_LARGE_MIN (64 * 1024)
 #define BOOT_LARGE_MAX 16
 /* What the arena faults in at a time (boot_populate()). */
@@ -74,7 +75,7 @@
 /*
  * The arena starts on a page boundary (boot_arena()), so that its pages lie
  * in the anonymous part of .bss and read back as zeros once released.
- * Blocks are carved upwards from boot_used and never reused. Aligned at run
+ * Blocks are carved upwards from boot_used. Aligned at run
  * time: an aligned attribute aligns this file's whole .bss, which left the
  * C runtime's one-byte flag before it on a page of its own, two more page
  * faults for every process (read, then written at exit).
@@ -115,6 +116,35 @@ struct boot_header {
 
 _Static_assert(sizeof(struct boot_header) == MALLOC_ALIGN, "the header keeps blocks aligned");
 
+/*
+ * Reuse while the arena is open. A freed block of up to BOOT_BIN_MAX bytes
+ * (its header included) waits on the bin of its size, linked through its
+ * first payload bytes, for the next request of that size; the block carved
+ * last goes back to the carving instead, and realloc grows or shrinks it
+ * where it lies. Without them, a program's early frees left dead space,
+ * and it went through the arena sooner. boot_release() empties the bins: a
+ * released page reads as zeros, links included. Space below boot_written
+ * was handed out before, so a block carved there again is cleared for
+ * calloc like a block from a bin.
+ */
+#define BOOT_BIN_MAX 1040
+static struct boot_header *boot_bins[BOOT_BIN_MAX / MALLOC_ALIGN - 1];
+static size_t boot_written;
+
+/*
+ * Early requests may carve up to BOOT_EARLY_LIMIT bytes of the arena, but
+ * past BOOT_EARLY_MIN only while at most 1 / BOOT_DEAD_RATIO of what they
+ * carved is dead: freed and not carved again (boot_dead, the bins
+ * included). A program that frees and allocates new sizes as it goes (a
+ * compiler's tables, regrown by realloc) then starts kmm, whose slabs and
+ * chunks reuse freed memory, instead of filling the arena with dead blocks:
+ * cc1 on a small file left 45% of 496 KiB dead. One that keeps what it
+ * allocates (the assembler `as`: 360 KB) never starts kmm at all.
+ */
+#define BOOT_EARLY_MIN (112 * 1024)
+#define BOOT_DEAD_RATIO 4
+static size_t boot_dead;
+
 static unsigned char *boot_arena(void)
 {
 	uintptr_t space = (uintptr_t)boot_arena_space;
@@ -137,7 +167,7 @@ static struct boot_header *boot_header_of(const void *p)
  * boot_lock held: adds delta to the live count of every chunk [at, at + len)
  * touches, counting the chunks that go idle.
  */
-static void boot_count(size_t at, size_t len, int delta)
+KMM_HOT_TEXT static void boot_count(size_t at, size_t len, int delta)
 {
 	for (size_t c = at / BOOT_CHUNK; c <= (at + len - 1) / BOOT_CHUNK; c++) {
 		boot_chunk_live[c] = (unsigned short)(boot_chunk_live[c] + delta);
@@ -146,13 +176,12 @@ static void boot_count(size_t at, size_t len, int delta)
 }
 
 /*
- * A block from the first limit bytes of the arena, or NULL (errno left
- * alone: the caller decides what a miss means).
+ * A block's bytes in the arena, its header included. malloc(0) gets 16
+ * bytes too, room for a bin's link (boot_reuse()).
  */
-/* A block's bytes in the arena, its header included. */
 static size_t boot_need(size_t size)
 {
-	return MALLOC_ALIGN + ((size + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
+	return MALLOC_ALIGN + ((size + (size == 0) + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
 }
 
 /*
@@ -176,25 +205,79 @@ static void boot_populate(size_t end, size_t limit)
 	boot_populated = to;
 }
 
-KMM_HOT_TEXT static void *boot_alloc(size_t size, size_t limit)
+/* boot_lock held: the bin of blocks needing need bytes, or NULL if they are too big for one. */
+static struct boot_header **boot_bin(size_t need)
 {
-	size_t need = boot_need(size);
-	struct boot_header *h;
-	size_t at;
+	return need <= BOOT_BIN_MAX ? &boot_bins[need / MALLOC_ALIGN - 2] : NULL;
+}
 
+/* boot_lock held: a freed block that needs need bytes, off its bin, or NULL. */
+static struct boot_header *boot_bin_pop(size_t need)
+{
+	struct boot_header **bin = boot_bin(need), *h = bin ? *bin : NULL;
+
+	if (h)
+		memcpy(bin, h + 1, sizeof(*bin));
+	return h;
+}
+
+/* boot_lock held: the arena is carved up to used now, which limit bounds. */
+KMM_HOT_TEXT static void boot_set_used(size_t used, size_t limit)
+{
+	boot_used = used;
+	boot_populate(used, limit);
+	if (used > boot_written)
+		boot_written = used;
+}
+
+/*
+ * boot_lock held: carves need bytes at boot_used into *at, for an early
+ * request or one nested in kmm's start-up; false if they do not fit.
+ * *dirty: whether that space was handed out before (and given back).
+ */
+static bool boot_carve(size_t need, bool early, size_t *at, bool *dirty)
+{
+	size_t limit = early ? BOOT_EARLY_LIMIT : BOOT_ARENA_SIZE;
+
+	*at = boot_used;
+	if (need > limit || *at > limit - need)
+		return false;
+	if (early && *at + need > BOOT_EARLY_MIN && boot_dead > *at / BOOT_DEAD_RATIO)
+		return false;
+	*dirty = *at < boot_written;
+	boot_set_used(*at + need, limit);
+	return true;
+}
+
+/*
+ * A block from a bin or carved (boot_carve()), cleared if zero asks it and
+ * it may not be; NULL if it does not fit (errno left alone: the caller
+ * decides what a miss means).
+ */
+KMM_HOT_TEXT static void *boot_alloc(size_t size, bool early, bool zero)
+{
+	size_t need = boot_need(size), at;
+	struct boot_header *h;
+	bool dirty = true;
+
+	if (size > BOOT_ARENA_SIZE)
+		return NULL;
 	kmm_lock(&boot_lock);
-	at = boot_used;
-	if (size > limit || need > limit || at > limit - need) {
+	h = boot_bin_pop(need);
+	if (h) {
+		boot_dead -= need;
+		at = (size_t)((unsigned char *)h - boot_arena());
+	} else if (!boot_carve(need, early, &at, &dirty)) {
 		kmm_unlock(&boot_lock);
 		return NULL;
 	}
-	boot_used = at + need;
-	boot_populate(boot_used, limit);
 	boot_count(at, need, 1);
 	h = (struct boot_header *)(boot_arena() + at);
 	h->size = size;
 	h->state = BOOT_LIVE;
 	kmm_unlock(&boot_lock);
+	if (zero && dirty)
+		memset(h + 1, 0, size);
 	return h + 1;
 }
 
@@ -257,6 +340,7 @@ KMM_HOT_TEXT static void boot_release(void)
 {
 	uintptr_t base = (uintptr_t)boot_arena(), page, run = 0;
 
+	memset(boot_bins, 0, sizeof(boot_bins));
 	os_init();
 	page = os_page_size;
 	for (uintptr_t a = base & ~(page - 1); a <= base + BOOT_ARENA_SIZE; a += page) {
@@ -275,14 +359,34 @@ KMM_HOT_TEXT static void boot_release(void)
 }
 
 /*
- * Frees an arena block. Its space is not reused; once the arena is closed,
- * its pages go back to the OS when nothing on them is live, each time
- * BOOT_RELEASE_BATCH chunks have gone idle, and all of them on malloc_trim.
+ * boot_lock held, arena open: a freed block's space serves again, the last
+ * block's by the carving, a small one's from its bin.
+ */
+static void boot_reuse(struct boot_header *h, size_t at, size_t need)
+{
+	struct boot_header **bin = boot_bin(need);
+
+	if (at + need == boot_used) {
+		boot_used = at;
+		return;
+	}
+	boot_dead += need;
+	if (!bin)
+		return;
+	memcpy(h + 1, bin, sizeof(*bin));
+	*bin = h;
+}
+
+/*
+ * Frees an arena block. While the arena is open its space serves again
+ * (boot_reuse()); once the arena is closed, its pages go back to the OS
+ * when nothing on them is live, each time BOOT_RELEASE_BATCH chunks have
+ * gone idle, and all of them on malloc_trim.
  */
 KMM_HOT_TEXT static void boot_free(void *p, const char *who)
 {
 	struct boot_header *h = boot_header_of(p);
-	size_t at = (size_t)((unsigned char *)h - boot_arena());
+	size_t at = (size_t)((unsigned char *)h - boot_arena()), need;
 	uint64_t state;
 
 	kmm_lock(&boot_lock);
@@ -295,9 +399,11 @@ KMM_HOT_TEXT static void boot_free(void *p, const char *who)
 			"not the start of a block kmm gave out, or a double free");
 	}
 	h->state = BOOT_FREED;
-	boot_count(at, boot_need((size_t)h->size), -1);
-	if (atomic_load_explicit(&boot_early_closed, memory_order_acquire) &&
-	    boot_idle_pending >= BOOT_RELEASE_BATCH)
+	need = boot_need((size_t)h->size);
+	boot_count(at, need, -1);
+	if (!atomic_load_explicit(&boot_early_closed, memory_order_acquire))
+		boot_reuse(h, at, need);
+	else if (boot_idle_pending >= BOOT_RELEASE_BATCH)
 		boot_release();
 	kmm_unlock(&boot_lock);
 }
@@ -347,7 +453,7 @@ KMM_HOT_TEXT static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 		    atomic_fetch_add_explicit(&large, 1, memory_order_relaxed) < BOOT_LARGE_MAX)
 			return boot_vmalloc(size, align, gfp);
 		if (size < BOOT_LARGE_MIN && align <= MALLOC_ALIGN)
-			p = boot_alloc(size, BOOT_EARLY_LIMIT);
+			p = boot_alloc(size, true, gfp & __GFP_ZERO);
 	}
 	/*
 	 * Closing: from now on page runs serve what early areas served, so the
@@ -376,7 +482,7 @@ KMM_HOT_TEXT static void *__attribute__((noinline)) malloc_slow(size_t size, gfp
 	void *p;
 
 	if (unlikely(kmm_init_depth)) {
-		p = boot_alloc(size, BOOT_ARENA_SIZE);
+		p = boot_alloc(size, false, gfp & __GFP_ZERO);
 		if (!p)
 			errno = ENOMEM;
 		return p;
@@ -451,7 +557,7 @@ KMM_HOT_TEXT KMM_API void *calloc(size_t n, size_t size)
 			return memset(p, 0, rounded);
 	}
 	/*
-	 * Boot arena blocks are static memory, never reused: zero. Page runs
+	 * Boot arena blocks never handed out before are zero. Page runs
 	 * and vmalloc areas known to be zero are not cleared again either.
 	 */
 	return malloc_slow(bytes, MALLOC_GFP | __GFP_ZERO);
@@ -461,6 +567,35 @@ KMM_HOT_TEXT KMM_API void *calloc(size_t n, size_t size)
 KMM_HOT_TEXT static size_t usable_size(const void *p, const char *who)
 {
 	return is_boot(p) ? boot_size(p) : kmalloc_usable_size(p, who);
+}
+
+/*
+ * realloc of the block the open arena carved last: it grows or shrinks
+ * where it lies, so that a buffer doubling at start-up leaves no dead
+ * copies behind. False if p is not that block or the size does not fit.
+ */
+static bool boot_resize(void *p, size_t size)
+{
+	struct boot_header *h = boot_header_of(p);
+	size_t at = (size_t)((unsigned char *)h - boot_arena()), need = boot_need(size), old = 0;
+	bool ok;
+
+	if (size > BOOT_EARLY_LIMIT || (uintptr_t)p % MALLOC_ALIGN)
+		return false;
+	kmm_lock(&boot_lock);
+	if (at < boot_used && h->state == BOOT_LIVE)
+		old = boot_need((size_t)h->size);
+	ok = old && at + old == boot_used && need <= BOOT_EARLY_LIMIT &&
+	     at <= BOOT_EARLY_LIMIT - need &&
+	     !atomic_load_explicit(&boot_early_closed, memory_order_acquire);
+	if (ok) {
+		boot_count(at, old, -1);
+		boot_count(at, need, 1);
+		boot_set_used(at + need, BOOT_EARLY_LIMIT);
+		h->size = size;
+	}
+	kmm_unlock(&boot_lock);
+	return ok;
 }
 
 KMM_HOT_TEXT static void *realloc_move(void *p, size_t old, size_t size)
@@ -493,7 +628,7 @@ KMM_HOT_TEXT KMM_API void *realloc(void *p, size_t size)
 		return NULL;
 	}
 	if (is_boot(p))
-		return realloc_move(p, boot_size(p), size);
+		return boot_resize(p, size) ? p : realloc_move(p, boot_size(p), size);
 	old = kmalloc_usable_size(p, "realloc");
 	/*
 	 * A chunk of kmalloc's heap (one to four pages) gives back a tail it no

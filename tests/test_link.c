@@ -63,11 +63,11 @@ static void load_extent_ok(void)
 
 int main(void)
 {
-	static char *early[256];
+	static char *early[640];
 	char *p, *q;
 
 	/* A process's first blocks come from the boot arena; the rest are slab objects. */
-	for (int i = 0; i < 256; i++) {
+	for (int i = 0; i < 640; i++) {
 		early[i] = malloc(1000);
 		CHECK(early[i] != NULL);
 	}
@@ -79,7 +79,7 @@ int main(void)
 	CHECK(ksize(p) >= 100);
 	free(p);
 	free(q);
-	for (int i = 0; i < 256; i++)
+	for (int i = 0; i < 640; i++)
 		free(early[i]);
 	load_extent_ok();
 	return 0;
