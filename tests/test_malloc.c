@@ -135,15 +135,15 @@ static void test_boot_reuse(void)
 	memset(a, 'x', 200);
 	free(a);
 	z = calloc(1, 200);
-	CHECK_EQ(z, a);
+	CHECK(z == a);
 	for (int i = 0; i < 200; i++)
 		CHECK_EQ(z[i], 0);
 	free(b);
 	c = malloc(700);
-	CHECK_EQ(c, b);
+	CHECK(c == b);
 	memset(c, 'c', 700);
 	a = realloc(c, 3000);
-	CHECK_EQ(a, c);
+	CHECK(a == c);
 	CHECK(malloc_usable_size(a) >= 3000);
 	for (int i = 0; i < 700; i++)
 		CHECK_EQ(a[i], 'c');
