@@ -139,7 +139,10 @@ static size_t boot_written;
  * compiler's tables, regrown by realloc) then starts kmm, whose slabs and
  * chunks reuse freed memory, instead of filling the arena with dead blocks:
  * cc1 on a small file left 45% of 496 KiB dead. One that keeps what it
- * allocates (the assembler `as`: 360 KB) never starts kmm at all.
+ * allocates (the assembler `as`: 360 KB) never starts kmm at all. The rule
+ * is checked only where carving needs pages not yet faulted in: a program
+ * that frees its blocks at exit and then allocates a little (`as` does)
+ * should not start kmm for that.
  */
 #define BOOT_EARLY_MIN (112 * 1024)
 #define BOOT_DEAD_RATIO 4
@@ -242,7 +245,8 @@ static bool boot_carve(size_t need, bool early, size_t *at, bool *dirty)
 	*at = boot_used;
 	if (need > limit || *at > limit - need)
 		return false;
-	if (early && *at + need > BOOT_EARLY_MIN && boot_dead > *at / BOOT_DEAD_RATIO)
+	if (early && *at + need > BOOT_EARLY_MIN && *at + need > boot_populated &&
+	    boot_dead > *at / BOOT_DEAD_RATIO)
 		return false;
 	*dirty = *at < boot_written;
 	boot_set_used(*at + need, limit);
