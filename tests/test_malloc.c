@@ -147,9 +147,15 @@ static void test_boot_reuse(void)
 	CHECK(malloc_usable_size(a) >= 3000);
 	for (int i = 0; i < 700; i++)
 		CHECK_EQ(a[i], 'c');
+	/* A block of 0 bytes goes on a bin too, its link clear of its neighbour. */
 	b = malloc(0);
-	CHECK(b != NULL);
+	c = malloc(8);
+	CHECK(b != NULL && c != NULL);
 	free(b);
+	CHECK_EQ(malloc_usable_size(c), 8);
+	CHECK(malloc(0) == b);
+	free(b);
+	free(c);
 	free(a);
 	free(z);
 }
@@ -1172,6 +1178,79 @@ static void test_boot_dead_space(void)
 	CHECK(carved <= 160 * 1024);
 }
 
+/*
+ * Threads that allocate, check, realloc and free blocks of up to 2000 bytes
+ * at once, from a process's start: through the arena's bins, its carving
+ * taken back and its in-place realloc while it is open, and past it.
+ * Every block keeps its bytes, and calloc's are zero even where the arena
+ * hands out space a second time. Needs an arena still open: run as
+ * "test_malloc boot-threads".
+ */
+#define BOOT_THREAD_SLOTS 64
+
+static bool block_holds(const unsigned char *p, size_t n, unsigned char c)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k] != c)
+			return false;
+	return true;
+}
+
+static void *boot_churn(void *arg)
+{
+	unsigned int seed = (unsigned int)(uintptr_t)arg;
+	unsigned char *p[BOOT_THREAD_SLOTS] = { 0 };
+	size_t n[BOOT_THREAD_SLOTS] = { 0 };
+
+	for (int round = 0; round < 4000; round++) {
+		int i = rand_r(&seed) % BOOT_THREAD_SLOTS;
+		unsigned char c = (unsigned char)(i * 7 + 1);
+
+		if (p[i]) {
+			size_t grow = (size_t)rand_r(&seed) % 2000 + 1;
+			unsigned char *q;
+
+			CHECK(block_holds(p[i], n[i], c));
+			if (rand_r(&seed) % 2) {
+				free(p[i]);
+				p[i] = NULL;
+				continue;
+			}
+			q = realloc(p[i], grow);
+			CHECK(q != NULL);
+			CHECK(block_holds(q, n[i] < grow ? n[i] : grow, c));
+			p[i] = q;
+			n[i] = grow;
+			memset(q, c, grow);
+			continue;
+		}
+		n[i] = rand_r(&seed) % 8 ? (size_t)rand_r(&seed) % 1500 : 0;
+		if (rand_r(&seed) % 4 == 0) {
+			p[i] = calloc(1, n[i]);
+			CHECK(p[i] != NULL);
+			CHECK(block_holds(p[i], n[i], 0));
+		} else {
+			p[i] = malloc(n[i]);
+			CHECK(p[i] != NULL);
+		}
+		memset(p[i], c, n[i]);
+	}
+	for (int i = 0; i < BOOT_THREAD_SLOTS; i++)
+		free(p[i]);
+	return NULL;
+}
+
+static void test_boot_threads(void)
+{
+	pthread_t t[4];
+
+	for (uintptr_t i = 0; i < 4; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, boot_churn, (void *)(i + 1)), 0);
+	boot_churn((void *)99);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(pthread_join(t[i], NULL), 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "cancel") == 0) {
@@ -1184,6 +1263,10 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "boot-dead") == 0) {
 		RUN(test_boot_dead_space);
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "boot-threads") == 0) {
+		RUN(test_boot_threads);
 		return 0;
 	}
 	RUN(test_boot_arena);
