@@ -85,9 +85,10 @@ static unsigned char boot_arena_space[BOOT_ARENA_SIZE + BOOT_CHUNK];
 static atomic_bool boot_early_closed;
 
 /*
- * boot_lock guards boot_used and the live blocks per BOOT_CHUNK of the
- * arena: a chunk may be released only while nobody can be carving a block
- * in it, so carving and releasing exclude each other.
+ * boot_lock guards boot_used, the live blocks per BOOT_CHUNK of the arena
+ * and everything of its reuse (the bins, boot_written, boot_dead): a chunk
+ * may be released only while nobody can be carving a block in it or taking
+ * one off a bin, so those and releasing exclude each other.
  */
 static struct kmm_lock boot_lock = KMM_LOCK_INIT;
 static bool boot_fork_locked;	/* this fork's prepare handler took boot_lock */
