@@ -58,6 +58,12 @@
 #define MALLOC_GFP (GFP_KERNEL | __GFP_NOWARN)
 #define MALLOC_ALIGN 16
 
+/* Rounds to 16 bytes; 0 when that overflows. malloc(0) is a 16-byte block. */
+static inline size_t malloc_size(size_t size)
+{
+	return (size + (size == 0) + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1);
+}
+
 /* ---------------------------------------------------------------------------
  * The bootstrap arena
  */
@@ -185,7 +191,7 @@ KMM_HOT_TEXT static void boot_count(size_t at, size_t len, int delta)
  */
 static size_t boot_need(size_t size)
 {
-	return MALLOC_ALIGN + ((size + (size == 0) + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1));
+	return MALLOC_ALIGN + malloc_size(size);
 }
 
 /*
@@ -315,6 +321,17 @@ KMM_HOT_TEXT __attribute__((constructor(KMM_CTOR_BOOT_FORK))) static void boot_r
 	pthread_atfork(boot_atfork_prepare, boot_atfork_parent, boot_atfork_child);
 }
 
+/*
+ * boot_lock held: the state of the block p heads (BOOT_LIVE, BOOT_FREED),
+ * or 0 if p cannot head one: misaligned, or beyond what was carved.
+ */
+static uint64_t boot_state(const void *p)
+{
+	size_t at = (size_t)((const unsigned char *)p - MALLOC_ALIGN - boot_arena());
+
+	return !((uintptr_t)p % MALLOC_ALIGN) && at < boot_used ? boot_header_of(p)->state : 0;
+}
+
 static size_t boot_size(const void *p)
 {
 	return (size_t)boot_header_of(p)->size;
@@ -395,7 +412,7 @@ KMM_HOT_TEXT static void boot_free(void *p, const char *who)
 	uint64_t state;
 
 	kmm_lock(&boot_lock);
-	state = !((uintptr_t)p % MALLOC_ALIGN) && at < boot_used ? h->state : 0;
+	state = boot_state(p);
 	if (state != BOOT_LIVE) {
 		kmm_unlock(&boot_lock);
 		/* A released page reads as zeros: its blocks' headers are gone. */
@@ -474,12 +491,6 @@ KMM_HOT_TEXT static void *boot_alloc_early(size_t size, size_t align, gfp_t gfp)
 /* ---------------------------------------------------------------------------
  * malloc and free
  */
-
-/* Rounds to 16 bytes; 0 when that overflows. malloc(0) is a 16-byte block. */
-static inline size_t malloc_size(size_t size)
-{
-	return (size + (size == 0) + MALLOC_ALIGN - 1) & ~(size_t)(MALLOC_ALIGN - 1);
-}
 
 KMM_HOT_TEXT static void *__attribute__((noinline)) malloc_slow(size_t size, gfp_t gfp)
 {
@@ -585,10 +596,10 @@ static bool boot_resize(void *p, size_t size)
 	size_t at = (size_t)((unsigned char *)h - boot_arena()), need = boot_need(size), old = 0;
 	bool ok;
 
-	if (size > BOOT_EARLY_LIMIT || (uintptr_t)p % MALLOC_ALIGN)
+	if (size > BOOT_EARLY_LIMIT)
 		return false;
 	kmm_lock(&boot_lock);
-	if (at < boot_used && h->state == BOOT_LIVE)
+	if (boot_state(p) == BOOT_LIVE)
 		old = boot_need((size_t)h->size);
 	ok = old && at + old == boot_used && need <= BOOT_EARLY_LIMIT &&
 	     at <= BOOT_EARLY_LIMIT - need &&

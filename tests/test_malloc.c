@@ -1253,21 +1253,22 @@ static void test_boot_threads(void)
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "cancel") == 0) {
-		RUN(test_no_cancellation_point);
-		return 0;
-	}
-	if (argc > 1 && strcmp(argv[1], "fork-boot") == 0) {
-		RUN(test_fork_during_boot);
-		return 0;
-	}
-	if (argc > 1 && strcmp(argv[1], "boot-dead") == 0) {
-		RUN(test_boot_dead_space);
-		return 0;
-	}
-	if (argc > 1 && strcmp(argv[1], "boot-threads") == 0) {
-		RUN(test_boot_threads);
-		return 0;
+	/* Modes that need a process of their own (a fresh boot arena, a pending cancel). */
+	static const struct {
+		const char *mode, *name;
+		void (*fn)(void);
+	} alone[] = {
+		{ "cancel", "test_no_cancellation_point", test_no_cancellation_point },
+		{ "fork-boot", "test_fork_during_boot", test_fork_during_boot },
+		{ "boot-dead", "test_boot_dead_space", test_boot_dead_space },
+		{ "boot-threads", "test_boot_threads", test_boot_threads },
+	};
+
+	for (size_t i = 0; argc > 1 && i < sizeof(alone) / sizeof(alone[0]); i++) {
+		if (strcmp(argv[1], alone[i].mode) == 0) {
+			test_run(alone[i].name, alone[i].fn);
+			return 0;
+		}
 	}
 	RUN(test_boot_arena);
 	RUN(test_kmm_is_malloc);
