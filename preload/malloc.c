@@ -125,17 +125,30 @@ _Static_assert(sizeof(struct boot_header) == MALLOC_ALIGN, "the header keeps blo
 
 /*
  * Reuse while the arena is open. A freed block of up to BOOT_BIN_MAX bytes
- * (its header included) waits on the bin of its size, linked through its
- * first payload bytes, for the next request of that size; the block carved
- * last goes back to the carving instead, and realloc grows or shrinks it
- * where it lies. Without them, a program's early frees left dead space,
- * and it went through the arena sooner. boot_release() empties the bins: a
- * released page reads as zeros, links included. Space below boot_written
- * was handed out before, so a block carved there again is cleared for
- * calloc like a block from a bin.
+ * (its header included) waits on the bin of its size (of its 64 bytes of
+ * sizes above BOOT_EXACT_MAX), linked through its first payload bytes; the
+ * block carved last goes back to the carving instead, and realloc grows or
+ * shrinks it where it lies. A request takes a block of its own size, or
+ * else splits one from the first bin whose blocks all leave at least
+ * BOOT_SPLIT_MIN bytes over, and the rest goes on its own bin
+ * (boot_bin_take()). A block that stays where it is under realloc
+ * gives back its tail the same way. Without reuse, a program's early frees
+ * left dead space, and it went through the arena sooner; with exact sizes
+ * only, cc1's table regrown by 8 bytes at a time left a dead block of
+ * every size from 128 to 1800 bytes (90 KiB). boot_release() empties the
+ * bins: a released page reads as zeros, links included. Space below
+ * boot_written was handed out before, so a block carved there again is
+ * cleared for calloc like a block from a bin.
  */
-#define BOOT_BIN_MAX 1040
-static struct boot_header *boot_bins[BOOT_BIN_MAX / MALLOC_ALIGN - 1];
+#define BOOT_EXACT_MAX 1040	/* a bin for each size up to here */
+#define BOOT_COARSE_STEP 64	/* then a bin for each 64 bytes */
+#define BOOT_BIN_MAX 4112
+#define BOOT_NR_EXACT (BOOT_EXACT_MAX / MALLOC_ALIGN - 1)
+#define BOOT_NR_BINS (BOOT_NR_EXACT + (BOOT_BIN_MAX - BOOT_EXACT_MAX) / BOOT_COARSE_STEP)
+#define BOOT_SPLIT_MIN (2 * MALLOC_ALIGN)	/* a header and the smallest payload */
+#define BOOT_BIN_WORDS ((BOOT_NR_BINS + 63) / 64)
+static struct boot_header *boot_bins[BOOT_NR_BINS];
+static uint64_t boot_bin_mask[BOOT_BIN_WORDS];	/* bit i: boot_bins[i] is not empty */
 static size_t boot_written;
 
 /*
@@ -215,19 +228,80 @@ static void boot_populate(size_t end, size_t limit)
 	boot_populated = to;
 }
 
-/* boot_lock held: the bin of blocks needing need bytes, or NULL if they are too big for one. */
-static struct boot_header **boot_bin(size_t need)
+/*
+ * The bin of a block of need bytes, at least BOOT_SPLIT_MIN and at most
+ * BOOT_BIN_MAX. The bins are small enough to share a page with the arena's
+ * other variables, which every process that allocates touches.
+ */
+static size_t boot_bin_index(size_t need)
 {
-	return need <= BOOT_BIN_MAX ? &boot_bins[need / MALLOC_ALIGN - 2] : NULL;
+	if (need <= BOOT_EXACT_MAX)
+		return need / MALLOC_ALIGN - 2;
+	return BOOT_NR_EXACT + (need - BOOT_EXACT_MAX - 1) / BOOT_COARSE_STEP;
 }
 
-/* boot_lock held: a freed block that needs need bytes, off its bin, or NULL. */
-static struct boot_header *boot_bin_pop(size_t need)
+/* The first bin whose blocks all have need bytes or more. */
+static size_t boot_bin_above(size_t need)
 {
-	struct boot_header **bin = boot_bin(need), *h = bin ? *bin : NULL;
+	if (need <= BOOT_EXACT_MAX)
+		return boot_bin_index(need);
+	return BOOT_NR_EXACT + (need - BOOT_EXACT_MAX - 1 + BOOT_COARSE_STEP - 1) / BOOT_COARSE_STEP;
+}
 
-	if (h)
-		memcpy(bin, h + 1, sizeof(*bin));
+/*
+ * boot_lock held: the free block of need bytes at h goes on its bin, or
+ * stays dead if it is too big for one. Its header says so: a double free
+ * of it is caught, and boot_bin_take() splits it by its size.
+ */
+static void boot_bin_push(struct boot_header *h, size_t need)
+{
+	size_t i = boot_bin_index(need);
+
+	h->size = need - MALLOC_ALIGN;
+	h->state = BOOT_FREED;
+	if (need > BOOT_BIN_MAX)
+		return;
+	memcpy(h + 1, &boot_bins[i], sizeof(boot_bins[i]));
+	boot_bins[i] = h;
+	boot_bin_mask[i / 64] |= 1ULL << (i % 64);
+}
+
+/* boot_lock held: the first non-empty bin from index i on, or BOOT_NR_BINS. */
+static size_t boot_bin_next(size_t i)
+{
+	for (size_t w = i / 64; w < BOOT_BIN_WORDS; w++) {
+		uint64_t bits = boot_bin_mask[w] & (~0ULL << (w == i / 64 ? i % 64 : 0));
+
+		if (bits)
+			return w * 64 + (size_t)__builtin_ctzll(bits);
+	}
+	return BOOT_NR_BINS;
+}
+
+/*
+ * boot_lock held: a freed block for need bytes, or NULL. Its own size if a
+ * bin has one; else one from the first bin whose blocks all leave
+ * BOOT_SPLIT_MIN bytes over, split, the rest binned again. Either way the
+ * block is need bytes long.
+ */
+static struct boot_header *boot_bin_take(size_t need)
+{
+	size_t i = BOOT_NR_BINS, have;
+	struct boot_header *h;
+
+	if (need <= BOOT_EXACT_MAX && boot_bins[boot_bin_index(need)])
+		i = boot_bin_index(need);
+	else if (need + BOOT_SPLIT_MIN <= BOOT_BIN_MAX)
+		i = boot_bin_next(boot_bin_above(need + BOOT_SPLIT_MIN));
+	if (i >= BOOT_NR_BINS)
+		return NULL;
+	h = boot_bins[i];
+	memcpy(&boot_bins[i], h + 1, sizeof(boot_bins[i]));
+	if (!boot_bins[i])
+		boot_bin_mask[i / 64] &= ~(1ULL << (i % 64));
+	have = boot_need((size_t)h->size);
+	if (have > need)
+		boot_bin_push((struct boot_header *)((unsigned char *)h + need), have - need);
 	return h;
 }
 
@@ -274,7 +348,7 @@ KMM_HOT_TEXT static void *boot_alloc(size_t size, bool early, bool zero)
 	if (size > BOOT_ARENA_SIZE)
 		return NULL;
 	kmm_lock(&boot_lock);
-	h = boot_bin_pop(need);
+	h = boot_bin_take(need);
 	if (h) {
 		boot_dead -= need;
 		at = (size_t)((unsigned char *)h - boot_arena());
@@ -363,6 +437,7 @@ KMM_HOT_TEXT static void boot_release(void)
 	uintptr_t base = (uintptr_t)boot_arena(), page, run = 0;
 
 	memset(boot_bins, 0, sizeof(boot_bins));
+	memset(boot_bin_mask, 0, sizeof(boot_bin_mask));
 	os_init();
 	page = os_page_size;
 	for (uintptr_t a = base & ~(page - 1); a <= base + BOOT_ARENA_SIZE; a += page) {
@@ -386,17 +461,12 @@ KMM_HOT_TEXT static void boot_release(void)
  */
 static void boot_reuse(struct boot_header *h, size_t at, size_t need)
 {
-	struct boot_header **bin = boot_bin(need);
-
 	if (at + need == boot_used) {
 		boot_used = at;
 		return;
 	}
 	boot_dead += need;
-	if (!bin)
-		return;
-	memcpy(h + 1, bin, sizeof(*bin));
-	*bin = h;
+	boot_bin_push(h, need);
 }
 
 /*
@@ -586,9 +656,31 @@ KMM_HOT_TEXT static size_t usable_size(const void *p, const char *who)
 }
 
 /*
- * realloc of the block the open arena carved last: it grows or shrinks
- * where it lies, so that a buffer doubling at start-up leaves no dead
- * copies behind. False if p is not that block or the size does not fit.
+ * boot_lock held: the live block at h (old bytes, need now) stays where it
+ * is. While the arena is open a tail of BOOT_SPLIT_MIN bytes or more goes
+ * on a bin; else the block keeps its bytes and the larger of its sizes.
+ */
+static void boot_fit(struct boot_header *h, size_t at, size_t old, size_t need, size_t size)
+{
+	if (need + BOOT_SPLIT_MIN <= old &&
+	    !atomic_load_explicit(&boot_early_closed, memory_order_acquire)) {
+		boot_count(at, old, -1);
+		boot_count(at, need, 1);
+		h->size = size;
+		boot_dead += old - need;
+		boot_bin_push((struct boot_header *)((unsigned char *)h + need), old - need);
+		return;
+	}
+	if (size > h->size)
+		h->size = size;
+}
+
+/*
+ * realloc of an arena block where it lies. The block the open arena carved
+ * last grows or shrinks, so that a buffer doubling at start-up leaves no
+ * dead copies behind; any block stays while the size fits it (cc1 regrows
+ * a table 8 bytes at a time: each other step fits). False if p is not a
+ * live block or has to move.
  */
 static bool boot_resize(void *p, size_t size)
 {
@@ -609,6 +701,9 @@ static bool boot_resize(void *p, size_t size)
 		boot_count(at, need, 1);
 		boot_set_used(at + need, BOOT_EARLY_LIMIT);
 		h->size = size;
+	} else if (old && need <= old) {
+		boot_fit(h, at, old, need, size);
+		ok = true;
 	}
 	kmm_unlock(&boot_lock);
 	return ok;

@@ -129,7 +129,7 @@ static bool next_page_resident(const char *p, size_t size)
  */
 static void test_boot_reuse(void)
 {
-	char *a = malloc(200), *b = malloc(50), *c, *z;
+	char *a = malloc(200), *b = malloc(4500), *c, *z;	/* b: too big for a bin, carved */
 
 	CHECK(a && b && !kmm_owns(a));
 	memset(a, 'x', 200);
@@ -139,13 +139,13 @@ static void test_boot_reuse(void)
 	for (int i = 0; i < 200; i++)
 		CHECK_EQ(z[i], 0);
 	free(b);
-	c = malloc(700);
+	c = malloc(5000);
 	CHECK(c == b);
-	memset(c, 'c', 700);
-	a = realloc(c, 3000);
+	memset(c, 'c', 5000);
+	a = realloc(c, 6000);
 	CHECK(a == c);
-	CHECK(malloc_usable_size(a) >= 3000);
-	for (int i = 0; i < 700; i++)
+	CHECK(malloc_usable_size(a) >= 6000);
+	for (int i = 0; i < 5000; i++)
 		CHECK_EQ(a[i], 'c');
 	/* A block of 0 bytes goes on a bin too, its link clear of its neighbour. */
 	b = malloc(0);
@@ -158,6 +158,65 @@ static void test_boot_reuse(void)
 	free(c);
 	free(a);
 	free(z);
+}
+
+static bool all_zero(const char *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
+/*
+ * A request with no freed block of its size splits a bigger one that
+ * leaves room for a block after it, and the rest serves the next request
+ * of its size (cleared for calloc). A block that is not the last stays
+ * where it is under realloc while it fits, and gives its tail to the bins
+ * the same way. Each freed block is kept from being the last by a block
+ * after it too big for a bin, so carved, and each request is sized so that only the block just
+ * freed is in the bins it looks at (blocks of 1873-1936 and 3985-4048
+ * bytes, headers included), so where each lands is known.
+ */
+#define GUARD 4200
+
+static void test_boot_split(void)
+{
+	char *big = malloc(4000), *guard = malloc(GUARD), *guard2, *head, *rest, *p, *q, *tail;
+
+	CHECK(big && guard && !kmm_owns(big));
+	memset(big, 'b', 4000);
+	free(big);
+	head = malloc(3936);	/* 3952 of big's 4016 bytes */
+	CHECK(head == big);
+	rest = calloc(1, 48);	/* the other 64 */
+	CHECK(rest == big + 3952);
+	CHECK(all_zero(rest, 48));
+
+	p = malloc(120);
+	q = malloc(10);
+	CHECK(p && q);
+	memset(p, 'p', 120);
+	CHECK(realloc(p, 128) == p);	/* the same 144 bytes */
+	CHECK_EQ(p[119], 'p');
+	free(q);
+	q = malloc(2000);
+	guard2 = malloc(GUARD);
+	CHECK(q && guard2);
+	memset(q, 'q', 2000);
+	CHECK(realloc(q, 100) == q);	/* keeps 128 of its 2016 bytes */
+	CHECK_EQ(malloc_usable_size(q), 100);
+	CHECK_EQ(q[99], 'q');
+	tail = calloc(1, 1824);	/* 1840 of the 1888 given back */
+	CHECK(tail == q + 128);
+	CHECK(all_zero(tail, 1824));
+	free(tail);
+	free(q);
+	free(p);
+	free(rest);
+	free(head);
+	free(guard2);
+	free(guard);
 }
 
 /*
@@ -193,8 +252,10 @@ static void test_boot_arena(void)
 		CHECK_EQ(grown[i], 'a');
 	free(zero);
 	free(grown);
-	if (arena)
+	if (arena) {
 		test_boot_reuse();
+		test_boot_split();
+	}
 
 	/*
 	 * A big buffer meanwhile is a vmalloc area. Once freed it is kept for
@@ -1159,7 +1220,7 @@ static void test_boot_dead_space(void)
 	int k;
 
 	for (k = 0; k < 400; k++) {
-		size_t size = 1100 + 16 * (size_t)k;	/* above the bins' sizes, each new */
+		size_t size = 1100 + 16 * (size_t)k;	/* each bigger than every freed one */
 		char *q = malloc(size);
 
 		CHECK(q != NULL);
