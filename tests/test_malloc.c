@@ -180,6 +180,30 @@ static bool all_zero(const char *p, size_t n)
  */
 #define GUARD 4200
 
+/*
+ * A block of a few pages that test_boot_split() shrank in place, and its
+ * old end: once the arena has closed, the pages of its tail go back to the
+ * OS like those of any freed block (test_boot_arena()).
+ */
+static char *boot_shrunk, *boot_shrunk_end;
+
+static void shrink_arena_block(void)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t size = 3 * page < 48 * 1024 ? 3 * page : 48 * 1024;	/* below BOOT_LARGE_MIN */
+	char *guard;
+	int whole;
+
+	boot_shrunk = malloc(size);
+	guard = malloc(GUARD);
+	CHECK(boot_shrunk && guard && !kmm_owns(boot_shrunk));
+	memset(boot_shrunk, 's', size);
+	boot_shrunk_end = boot_shrunk + size;
+	CHECK(realloc(boot_shrunk, 100) == boot_shrunk);	/* not the last block: guard is */
+	CHECK_EQ(resident_pages_within(boot_shrunk + 100, boot_shrunk_end, &whole), whole);
+	free(guard);
+}
+
 static void test_boot_split(void)
 {
 	char *big = malloc(4000), *guard = malloc(GUARD), *guard2, *head, *rest, *p, *q, *tail;
@@ -217,6 +241,7 @@ static void test_boot_split(void)
 	free(head);
 	free(guard2);
 	free(guard);
+	shrink_arena_block();
 }
 
 /*
@@ -337,6 +362,9 @@ static void test_boot_arena(void)
 		/* Idle pages go back in batches; malloc_trim gives back the rest. */
 		malloc_trim(0);
 		CHECK_EQ(resident_pages_within(lo, hi, &whole), 0);
+		CHECK_EQ(resident_pages_within(boot_shrunk + 100, boot_shrunk_end, &whole), 0);
+		CHECK_EQ(boot_shrunk[99], 's');
+		free(boot_shrunk);
 		n = 0;
 	}
 	while (n > 0)
@@ -1241,9 +1269,9 @@ static void test_boot_dead_space(void)
 }
 
 /*
- * Threads that allocate, check, realloc and free blocks of up to 2000 bytes
- * at once, from a process's start: through the arena's bins, its carving
- * taken back and its in-place realloc while it is open, and past it.
+ * Threads that allocate, check, realloc and free blocks of up to 4500 bytes
+ * at once, from a process's start: through the arena's bins and splits, its
+ * carving taken back and its in-place realloc while it is open, and past it.
  * Every block keeps its bytes, and calloc's are zero even where the arena
  * hands out space a second time. Needs an arena still open: run as
  * "test_malloc boot-threads".
@@ -1258,6 +1286,23 @@ static bool block_holds(const unsigned char *p, size_t n, unsigned char c)
 	return true;
 }
 
+/*
+ * A new size for a block of n bytes: 8 bytes more (a table regrown step by
+ * step, mostly in place), half (a tail given back to the bins), or any up
+ * to 4500 bytes (exact bins, coarse bins and blocks too big for a bin).
+ */
+static size_t boot_churn_resize(size_t n, unsigned int *seed)
+{
+	switch (rand_r(seed) % 4) {
+	case 0:
+		return n + 8;
+	case 1:
+		return n / 2 + 1;
+	default:
+		return (size_t)rand_r(seed) % 4500 + 1;
+	}
+}
+
 static void *boot_churn(void *arg)
 {
 	unsigned int seed = (unsigned int)(uintptr_t)arg;
@@ -1269,7 +1314,7 @@ static void *boot_churn(void *arg)
 		unsigned char c = (unsigned char)(i * 7 + 1);
 
 		if (p[i]) {
-			size_t grow = (size_t)rand_r(&seed) % 2000 + 1;
+			size_t grow = boot_churn_resize(n[i], &seed);
 			unsigned char *q;
 
 			CHECK(block_holds(p[i], n[i], c));
