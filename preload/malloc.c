@@ -135,7 +135,7 @@ _Static_assert(sizeof(struct boot_header) == MALLOC_ALIGN, "the header keeps blo
  * gives back its tail the same way. Without reuse, a program's early frees
  * left dead space, and it went through the arena sooner; with exact sizes
  * only, cc1's table regrown by 8 bytes at a time left a dead block of
- * every size from 128 to 1800 bytes (90 KiB). boot_release() empties the
+ * every size from 128 to 1800 bytes (91 KiB). boot_release() empties the
  * bins: a released page reads as zeros, links included. Space below
  * boot_written was handed out before, so a block carved there again is
  * cleared for calloc like a block from a bin.
@@ -278,6 +278,12 @@ static size_t boot_bin_next(size_t i)
 	return BOOT_NR_BINS;
 }
 
+/* boot_lock held: the bytes of h from need up to have become a free block of their own. */
+static void boot_give_tail(struct boot_header *h, size_t need, size_t have)
+{
+	boot_bin_push((struct boot_header *)((unsigned char *)h + need), have - need);
+}
+
 /*
  * boot_lock held: a freed block for need bytes, or NULL. Its own size if a
  * bin has one; else one from the first bin whose blocks all leave
@@ -301,7 +307,7 @@ static struct boot_header *boot_bin_take(size_t need)
 		boot_bin_mask[i / 64] &= ~(1ULL << (i % 64));
 	have = boot_need((size_t)h->size);
 	if (have > need)
-		boot_bin_push((struct boot_header *)((unsigned char *)h + need), have - need);
+		boot_give_tail(h, need, have);
 	return h;
 }
 
@@ -655,6 +661,13 @@ KMM_HOT_TEXT static size_t usable_size(const void *p, const char *who)
 	return is_boot(p) ? boot_size(p) : kmalloc_usable_size(p, who);
 }
 
+/* boot_lock held: the block at at, old bytes long, now has need: its chunks' live counts follow. */
+static void boot_recount(size_t at, size_t old, size_t need)
+{
+	boot_count(at, old, -1);
+	boot_count(at, need, 1);
+}
+
 /*
  * boot_lock held: the live block at h (old bytes, need now) stays where it
  * is. While the arena is open a tail of BOOT_SPLIT_MIN bytes or more goes
@@ -664,11 +677,10 @@ static void boot_fit(struct boot_header *h, size_t at, size_t old, size_t need, 
 {
 	if (need + BOOT_SPLIT_MIN <= old &&
 	    !atomic_load_explicit(&boot_early_closed, memory_order_acquire)) {
-		boot_count(at, old, -1);
-		boot_count(at, need, 1);
+		boot_recount(at, old, need);
 		h->size = size;
 		boot_dead += old - need;
-		boot_bin_push((struct boot_header *)((unsigned char *)h + need), old - need);
+		boot_give_tail(h, need, old);
 		return;
 	}
 	if (size > h->size)
@@ -697,8 +709,7 @@ static bool boot_resize(void *p, size_t size)
 	     at <= BOOT_EARLY_LIMIT - need &&
 	     !atomic_load_explicit(&boot_early_closed, memory_order_acquire);
 	if (ok) {
-		boot_count(at, old, -1);
-		boot_count(at, need, 1);
+		boot_recount(at, old, need);
 		boot_set_used(at + need, BOOT_EARLY_LIMIT);
 		h->size = size;
 	} else if (old && need <= old) {

@@ -160,24 +160,16 @@ static void test_boot_reuse(void)
 	free(z);
 }
 
-static bool all_zero(const char *p, size_t n)
+/* Whether the n bytes at p all hold c. */
+static bool block_holds(const unsigned char *p, size_t n, unsigned char c)
 {
 	for (size_t k = 0; k < n; k++)
-		if (p[k])
+		if (p[k] != c)
 			return false;
 	return true;
 }
 
-/*
- * A request with no freed block of its size splits a bigger one that
- * leaves room for a block after it, and the rest serves the next request
- * of its size (cleared for calloc). A block that is not the last stays
- * where it is under realloc while it fits, and gives its tail to the bins
- * the same way. Each freed block is kept from being the last by a block
- * after it too big for a bin, so carved, and each request is sized so that only the block just
- * freed is in the bins it looks at (blocks of 1873-1936 and 3985-4048
- * bytes, headers included), so where each lands is known.
- */
+/* Too big for a bin: always carved, so that a block before it is not the last. */
 #define GUARD 4200
 
 /*
@@ -204,6 +196,16 @@ static void shrink_arena_block(void)
 	free(guard);
 }
 
+/*
+ * A request with no freed block of its size splits a bigger one that
+ * leaves room for a block after it, and the rest serves the next request
+ * of its size (cleared for calloc). A block that is not the last stays
+ * where it is under realloc while it fits, and gives its tail to the bins
+ * the same way. Each freed block is kept from being the last by a GUARD
+ * block after it, and each request is sized so that only the block just
+ * freed is in the bins it looks at (blocks of 1873-1936 and 3985-4048
+ * bytes, headers included), so where each lands is known.
+ */
 static void test_boot_split(void)
 {
 	char *big = malloc(4000), *guard = malloc(GUARD), *guard2, *head, *rest, *p, *q, *tail;
@@ -215,7 +217,7 @@ static void test_boot_split(void)
 	CHECK(head == big);
 	rest = calloc(1, 48);	/* the other 64 */
 	CHECK(rest == big + 3952);
-	CHECK(all_zero(rest, 48));
+	CHECK(block_holds((unsigned char *)rest, 48, 0));
 
 	p = malloc(120);
 	q = malloc(10);
@@ -233,7 +235,7 @@ static void test_boot_split(void)
 	CHECK_EQ(q[99], 'q');
 	tail = calloc(1, 1824);	/* 1840 of the 1888 given back */
 	CHECK(tail == q + 128);
-	CHECK(all_zero(tail, 1824));
+	CHECK(block_holds((unsigned char *)tail, 1824, 0));
 	free(tail);
 	free(q);
 	free(p);
@@ -1277,14 +1279,6 @@ static void test_boot_dead_space(void)
  * "test_malloc boot-threads".
  */
 #define BOOT_THREAD_SLOTS 64
-
-static bool block_holds(const unsigned char *p, size_t n, unsigned char c)
-{
-	for (size_t k = 0; k < n; k++)
-		if (p[k] != c)
-			return false;
-	return true;
-}
 
 /*
  * A new size for a block of n bytes: 8 bytes more (a table regrown step by
