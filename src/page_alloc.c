@@ -951,7 +951,6 @@ static void set_allocated(struct page *page, unsigned int order)
 {
 	page->order = order;
 	page->private = 0;
-	atomic_store_explicit(&page->_refcount, 1, memory_order_relaxed);
 	set_page_flags(page, PG_alloc);
 }
 
@@ -1008,7 +1007,6 @@ KMM_HOT_TEXT static void free_checked(struct page *page, unsigned int order, uns
 {
 	if (unlikely(!(page_flags(page) & PG_alloc) || page->order != order))
 		bad_page_free(page, order);
-	atomic_store_explicit(&page->_refcount, 0, memory_order_relaxed);
 	if (order <= PCP_MAX_ORDER) {
 		free_unref_page(page, order, dirty);
 		return;
